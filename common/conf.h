@@ -1,0 +1,80 @@
+/* conf.h — the config tree: one setting per file under a directory.
+ *
+ * `bootlinkd -c DIR` and `bootlinkctl -c DIR` read DIR (default
+ * /etc/bootlink). A setting is a relative path (e.g. "listen/nbd") holding
+ * one value; surrounding whitespace and a trailing newline are ignored.
+ * Missing files take the built-in default. An invalid value makes
+ * conf_load() fail with a message naming the file, the value and what is
+ * allowed. Relative paths in path-valued settings are resolved against DIR.
+ *
+ * Every key is described once in a schema table (conf.c): name, type,
+ * default, range, whether it may change while the daemon runs, and a
+ * one-line help. The table drives loading, validation, documentation
+ * (`bootlinkctl config --doc`) and the live reload.
+ */
+#ifndef BL_CONF_H
+#define BL_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONF_PATH_MAX 1024
+#define CONF_DEFAULT_DIR "/etc/bootlink"
+
+struct bl_conf {
+	char dir[CONF_PATH_MAX];         /* the tree itself (absolute) */
+	char listen_nbd[128];            /* listen/nbd: "HOST:PORT", port 0 = any (tests); "" or "off" disables */
+	unsigned workers;                /* workers: io_uring worker threads, 0 = one per core */
+	char db_path[CONF_PATH_MAX];     /* paths/db: sqlite database (absolute after load) */
+	char run_dir[CONF_PATH_MAX];     /* paths/run: runtime state tree (absolute after load) */
+	int log_level;                   /* log/level: enum bl_log_level (live) */
+	unsigned max_connections;        /* limits/max_connections (live) */
+	unsigned max_inflight;           /* limits/inflight: requests in flight per connection (live) */
+	unsigned handshake_timeout_s;    /* limits/handshake_timeout_s: NBD negotiation must finish within (live) */
+	unsigned shutdown_timeout_s;     /* limits/shutdown_timeout_s: SIGTERM drains in-flight work this long */
+	unsigned stats_interval_ms;      /* runtime/interval_ms: how often the runtime tree is refreshed (live) */
+};
+
+enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };
+
+/* One schema entry. */
+struct conf_key {
+	const char *name;        /* relative file name, e.g. "listen/nbd" */
+	enum conf_type type;
+	const char *def;         /* default value as text */
+	unsigned long long min, max; /* CONF_UINT range (inclusive) */
+	bool live;               /* applied while running, without restart */
+	size_t offset, size;     /* field in struct bl_conf */
+	const char *help;        /* one line: meaning */
+};
+
+/* The schema, for documentation and tests. */
+const struct conf_key *conf_schema(size_t *count);
+
+/* Fill *c with the built-in defaults (dir = "."); never fails. */
+void conf_defaults(struct bl_conf *c);
+
+/* Load the tree at dir into *c (defaults first, then each file present).
+ * Returns 0, or -errno with a one-line message in err, e.g.
+ *   "/etc/bootlink/workers: 'abc' is not valid: expected an integer 0..256 (0 = one per core)".
+ * Unknown files in the tree are ignored with a warning in the log. */
+int conf_load(const char *dir, struct bl_conf *c, char *err, size_t errlen);
+
+/* Copy the live-changeable fields of fresh into live, logging each change
+ * ("config: log/level changed: info -> debug"); for a changed non-live
+ * field log a warning that it takes effect at restart. Returns the number
+ * of live fields changed. The caller serialises calls. */
+int conf_apply_live(struct bl_conf *live, const struct bl_conf *fresh);
+
+/* inotify watch on the tree (every directory in it, and directories created
+ * later). Returns an fd to poll for POLLIN, or -errno. */
+int conf_watch_open(const char *dir);
+/* Drain pending events on fd; returns 1 if any setting file may have
+ * changed, 0 if not, -errno on error. */
+int conf_watch_drain(int fd, const char *dir);
+
+/* Write every key with its current value, one "key = value  # help" line each. */
+void conf_print(const struct bl_conf *c, FILE *out);
+
+#endif

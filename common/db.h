@@ -1,0 +1,90 @@
+/* db.h — the appliance's sqlite3 database: images, clients, events.
+ *
+ * WAL mode, a versioned schema (table `meta`, key 'schema_version') with
+ * ordered migrations applied in one transaction at open. Clients link to
+ * images by image id, never by path or name: renaming an image or moving
+ * its file (then `image repair`) never breaks a link.
+ *
+ * All functions return 0 (or a count) on success and -errno on failure:
+ * -ENOENT (no such row), -EEXIST (unique name/MAC taken), -EBUSY (database
+ * locked past the busy timeout), -EIO (sqlite error, logged with its text).
+ * Thread-compatible, not thread-safe: one struct db per thread.
+ */
+#ifndef BL_DB_H
+#define BL_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define DB_NAME_MAX 64
+#define DB_PATH_MAX 1024
+#define DB_TEXT_MAX 256
+
+struct db;
+
+struct db_image {
+	int64_t id;                       /* stable, never reused */
+	char name[DB_NAME_MAX];           /* unique, name_valid() */
+	char path[DB_PATH_MAX];           /* absolute path of the raw image file */
+	uint64_t size;                    /* bytes */
+	char fs_uuid[64];                 /* UUID of the filesystem holding it (libblkid), "" if unknown */
+	uint64_t inode;                   /* inode at add/repair time */
+	char head_sum[65];                /* sha256 hex of the first MiB (identity) */
+	char full_sum[65];                /* sha256 hex of the whole file ("" until verified/added) */
+	char description[DB_TEXT_MAX];
+	int64_t created;                  /* unix time */
+};
+
+enum db_overlay_mode { DB_MODE_EPHEMERAL = 0, DB_MODE_PERSISTENT = 1, DB_MODE_MAINTENANCE = 2 };
+
+struct db_client {
+	int64_t id;
+	char mac[18];                     /* canonical "aa:bb:cc:dd:ee:ff" */
+	char name[DB_NAME_MAX];           /* "PC001" */
+	int64_t image_id;                 /* linked image, 0 = none */
+	char image_name[DB_NAME_MAX];     /* filled by reads (join), "" if none */
+	int mode;                         /* enum db_overlay_mode */
+	int64_t created, last_seen;       /* unix time, last_seen 0 = never */
+};
+
+struct db_event {
+	int64_t id, time;
+	char mac[18];                     /* "" for appliance-wide events */
+	char kind[32];                    /* "boot", "link", "error", "image" ... */
+	char text[DB_TEXT_MAX];
+};
+
+/* Open (create=true: create file and schema if missing) and migrate.
+ * On failure err holds a one-line message that says what to do. */
+int db_open(const char *path, bool create, struct db **out, char *err, size_t errlen);
+void db_close(struct db *db);
+/* Changes whenever another connection committed (PRAGMA data_version). */
+int64_t db_data_version(struct db *db);
+int db_schema_version(struct db *db);
+
+int db_image_add(struct db *db, struct db_image *img);          /* sets img->id, created */
+int db_image_get(struct db *db, const char *name, struct db_image *out);
+int db_image_get_id(struct db *db, int64_t id, struct db_image *out);
+int db_image_update(struct db *db, const struct db_image *img); /* by id: name, path, size, ident, sums, description */
+int db_image_rm(struct db *db, int64_t id);
+int db_image_count_clients(struct db *db, int64_t id);
+/* Calls cb for each image ordered by name; stops early if cb returns non-zero (returned). */
+int db_image_list(struct db *db, int (*cb)(const struct db_image *, void *), void *arg);
+
+int db_client_add(struct db *db, struct db_client *c);          /* sets id, created */
+int db_client_get(struct db *db, const char *mac, struct db_client *out);
+int db_client_update(struct db *db, const struct db_client *c); /* by id: name, image_id, mode, last_seen */
+int db_client_rm(struct db *db, const char *mac);
+int db_client_list(struct db *db, int (*cb)(const struct db_client *, void *), void *arg);
+/* Next free "PC%03d" name. */
+int db_client_next_name(struct db *db, char out[DB_NAME_MAX]);
+
+int db_event_add(struct db *db, const char *mac, const char *kind, const char *text);
+/* Events newest first; mac NULL = all; since 0 = all; limit 0 = no limit. */
+int db_event_list(struct db *db, const char *mac, int64_t since, int limit,
+		  int (*cb)(const struct db_event *, void *), void *arg);
+
+const char *db_mode_name(int mode);     /* "ephemeral" ... */
+int db_mode_parse(const char *s);       /* -1 if unknown */
+
+#endif
