@@ -25,6 +25,8 @@ ALL_PKGS := $(sort $(foreach p,$(programs) $(tests-y),$($(p)-pkgs)))
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(ALL_PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
+VERSION := 0.1.0
+CFLAGS += -DBL_VERSION=\"$(VERSION)\"
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
           -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread -MMD -MP \
           -Icommon -Idaemon $(PKG_CFLAGS) $(SANFLAGS)

@@ -1,0 +1,336 @@
+/* conn.c — connection buffers, send queue and lifetime; see conn.h.
+ *
+ * Invariants:
+ *  - at most one recv and one send SQE per connection are outstanding
+ *    (recv_posted / send_posted), each holding a reference;
+ *  - rx[rx_start, rx_end) is received, unconsumed data; rx_need >= the
+ *    bytes on_data() wants before it can make progress;
+ *  - a closing connection posts no new recv and frees itself (after the
+ *    protocol's destroy) once refs drops to zero.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stats.h"
+#include "util.h"
+
+#define CONN_RX_MAX (NBD_RX_MAX)
+/* Largest message a protocol may ask to buffer: a 32 MiB NBD write + header. */
+#define NBD_RX_MAX (32u * 1024 * 1024 + 64 * 1024)
+
+static uint64_t next_conn_id = 1;
+
+static void post_recv(struct conn *c);
+static void post_send(struct conn *c);
+static void conn_free(struct conn *c);
+
+void conn_get(struct conn *c)
+{
+	c->refs++;
+}
+
+void conn_put(struct conn *c)
+{
+	if (--c->refs == 0 && c->closing)
+		conn_free(c);
+}
+
+void conn_new(struct worker *w, int fd, const struct proto *proto)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	uint8_t *rx = malloc(CONN_RX_INIT);
+	if (!c || !rx) {
+		free(c);
+		free(rx);
+		close(fd);
+		log_err("out of memory accepting a connection");
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	c->proto = proto;
+	c->rx = rx;
+	c->rx_cap = CONN_RX_INIT;
+	c->id = __atomic_fetch_add(&next_conn_id, 1, __ATOMIC_RELAXED);
+	c->started_ns = now_ns();
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer);
+	else
+		strcpy(c->peer, "?");
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	__atomic_fetch_add(&g_total_conns, 1, __ATOMIC_RELAXED);
+	stats_conn_add(c);
+	c->refs = 1; /* held until conn_close */
+	log_debug("[%s #%llu] connected (%s)", c->peer, (unsigned long long)c->id, proto->name);
+	if (proto->start(c) < 0) {
+		conn_close(c, "protocol start failed");
+		return;
+	}
+	c->rx_need = 1;
+	post_recv(c);
+}
+
+/* Release every queued message (no send may be in flight: the kernel
+ * could still be reading their buffers). Their release callbacks may drop
+ * connection references. */
+static void tx_drop_all(struct conn *c)
+{
+	struct txmsg *m = c->txq;
+	c->txq = c->txq_tail = NULL;
+	c->tx_queued_bytes = 0;
+	while (m) {
+		struct txmsg *n = m->next;
+		if (m->release)
+			m->release(m);
+		m = n;
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	tx_drop_all(c);
+	if (c->proto->destroy)
+		c->proto->destroy(c);
+	stats_conn_remove(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	__atomic_fetch_sub(&g_total_conns, 1, __ATOMIC_RELAXED);
+	close(c->fd);
+	free(c->rx);
+	free(c);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	log_debug("[%s #%llu] closing: %s", c->peer, (unsigned long long)c->id, why);
+	/* Wakes a pending recv (returns 0) and fails a pending send. */
+	shutdown(c->fd, SHUT_RDWR);
+	conn_get(c);
+	if (!c->send_posted)
+		tx_drop_all(c);
+	conn_put(c);
+	conn_put(c); /* the reference held since conn_new */
+}
+
+void conn_close_after_send(struct conn *c)
+{
+	c->close_after_send = true;
+	c->rx_paused = true;
+	if (!c->txq && !c->send_posted)
+		conn_close(c, "done");
+}
+
+static void post_recv(struct conn *c)
+{
+	if (c->closing || c->recv_posted || c->rx_paused)
+		return;
+	/* Make room: compact, then grow up to what the protocol needs. */
+	if (c->rx_start > 0) {
+		memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
+		c->rx_end -= c->rx_start;
+		c->rx_start = 0;
+	}
+	size_t want = MAX(c->rx_need, c->rx_end + 1);
+	if (want > c->rx_cap) {
+		if (want > CONN_RX_MAX) {
+			conn_close(c, "message too large");
+			return;
+		}
+		size_t cap = c->rx_cap;
+		while (cap < want)
+			cap *= 2;
+		uint8_t *nrx = realloc(c->rx, cap);
+		if (!nrx) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		c->rx = nrx;
+		c->rx_cap = cap;
+	} else if (c->rx_cap > CONN_RX_INIT && want <= CONN_RX_INIT && c->rx_end <= CONN_RX_INIT) {
+		/* A large write is done: give the memory back. */
+		uint8_t *nrx = realloc(c->rx, CONN_RX_INIT);
+		if (nrx) {
+			c->rx = nrx;
+			c->rx_cap = CONN_RX_INIT;
+		}
+	}
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, c->rx_cap - c->rx_end, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(c, UD_RECV));
+	c->recv_posted = true;
+	conn_get(c);
+}
+
+static void run_proto(struct conn *c)
+{
+	if (c->closing)
+		return;
+	if (conn_rx_len(c) >= c->rx_need || c->rx_need == 0) {
+		if (c->proto->on_data(c) < 0) {
+			conn_close(c, "protocol error");
+			return;
+		}
+	}
+	post_recv(c);
+}
+
+void conn_on_recv(struct conn *c, int res)
+{
+	c->recv_posted = false;
+	if (res > 0 && !c->closing) {
+		c->rx_end += res;
+		run_proto(c);
+	} else if (res == -EAGAIN || res == -EINTR) {
+		post_recv(c);
+	} else if (!c->closing) {
+		conn_close(c, res == 0 ? "peer closed" : strerror(-res));
+	}
+	conn_put(c);
+}
+
+void conn_rx_consume(struct conn *c, size_t n)
+{
+	c->rx_start += n;
+	if (c->rx_start == c->rx_end)
+		c->rx_start = c->rx_end = 0;
+}
+
+void conn_pause(struct conn *c)
+{
+	c->rx_paused = true;
+}
+
+void conn_resume(struct conn *c)
+{
+	if (!c->rx_paused || c->close_after_send)
+		return;
+	c->rx_paused = false;
+	run_proto(c);
+}
+
+void conn_send(struct conn *c, struct txmsg *m)
+{
+	m->next = NULL;
+	if (c->closing) {
+		if (m->release)
+			m->release(m);
+		return;
+	}
+	for (int i = 0; i < m->niov; i++)
+		c->tx_queued_bytes += m->iov[i].iov_len;
+	if (c->txq_tail)
+		c->txq_tail->next = m;
+	else
+		c->txq = m;
+	c->txq_tail = m;
+	post_send(c);
+}
+
+static void release_free(struct txmsg *m)
+{
+	free(m);
+}
+
+int conn_send_copy(struct conn *c, const void *data, size_t len)
+{
+	struct txmsg *m = malloc(sizeof *m + len);
+	if (!m)
+		return -ENOMEM;
+	memcpy(m + 1, data, len);
+	m->iov[0].iov_base = m + 1;
+	m->iov[0].iov_len = len;
+	m->niov = 1;
+	m->release = release_free;
+	conn_send(c, m);
+	return 0;
+}
+
+static void post_send(struct conn *c)
+{
+	if (c->send_posted || !c->txq || c->closing)
+		return;
+	int n = 0;
+	for (struct txmsg *m = c->txq; m && n < CONN_SEND_IOV; m = m->next)
+		for (int i = 0; i < m->niov && n < CONN_SEND_IOV; i++)
+			if (m->iov[i].iov_len)
+				c->siov[n++] = m->iov[i];
+	memset(&c->smsg, 0, sizeof c->smsg);
+	c->smsg.msg_iov = c->siov;
+	c->smsg.msg_iovlen = n;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->smsg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_make(c, UD_SEND));
+	c->send_posted = true;
+	conn_get(c);
+}
+
+/* Drop res sent bytes from the front of the queue, releasing finished messages. */
+static void tx_advance(struct conn *c, size_t res)
+{
+	c->tx_queued_bytes -= res;
+	while (c->txq) {
+		struct txmsg *m = c->txq;
+		int i;
+		for (i = 0; i < m->niov && res; i++) {
+			size_t k = MIN(res, m->iov[i].iov_len);
+			m->iov[i].iov_base = (uint8_t *)m->iov[i].iov_base + k;
+			m->iov[i].iov_len -= k;
+			res -= k;
+		}
+		bool done = true;
+		for (i = 0; i < m->niov; i++)
+			if (m->iov[i].iov_len)
+				done = false;
+		if (!done)
+			break;
+		c->txq = m->next;
+		if (!c->txq)
+			c->txq_tail = NULL;
+		if (m->release)
+			m->release(m);
+	}
+}
+
+void conn_on_send(struct conn *c, int res)
+{
+	c->send_posted = false;
+	if (c->closing) {
+		tx_drop_all(c);
+	} else if (res > 0) {
+		tx_advance(c, (size_t)res);
+		if (c->txq)
+			post_send(c);
+		else if (c->close_after_send)
+			conn_close(c, "done");
+	} else if (res == -EAGAIN || res == -EINTR || res == 0) {
+		post_send(c);
+	} else if (!c->closing) {
+		conn_close(c, strerror(-res));
+	}
+	conn_put(c);
+}

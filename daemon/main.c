@@ -1,0 +1,320 @@
+/* main.c — bootlinkd: start-up, the main thread's loop, shutdown.
+ *
+ * The main thread owns everything that may block: the config tree (inotify),
+ * the database (it rebuilds the export table when another process commits),
+ * signals (signalfd) and the runtime tree. Workers (worker.c) own the data
+ * path. Start-up order: config → database → exports → listening sockets →
+ * workers → runtime tree "ready". SIGTERM/SIGINT: workers stop accepting and
+ * drain (limits/shutdown_timeout_s), then exit 0. SIGHUP: re-read the config
+ * tree and the database.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "daemon.h"
+#include "db.h"
+#include "exports.h"
+#include "log.h"
+#include "nbd.h"
+#include "stats.h"
+#include "util.h"
+#include "vdisk.h"
+#include "worker.h"
+
+#define MAX_WORKERS 256
+
+struct live_settings g_live;
+
+struct daemon {
+	struct bl_conf conf;
+	struct db *db;
+	int64_t db_version;
+	int sigfd, conf_fd, db_watch_fd;
+	struct worker *workers;
+	unsigned nworkers;
+	char nbd_bound[128];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bootlinkd [-c CONFIG_DIR] [--version]\n"
+		   "  -c DIR   config tree (default %s); see bootlink-config(5)\n", CONF_DEFAULT_DIR);
+}
+
+static void apply_live(const struct bl_conf *c)
+{
+	__atomic_store_n(&g_live.max_connections, c->max_connections, __ATOMIC_RELAXED);
+	__atomic_store_n(&g_live.max_inflight, c->max_inflight, __ATOMIC_RELAXED);
+	__atomic_store_n(&g_live.handshake_timeout_s, c->handshake_timeout_s, __ATOMIC_RELAXED);
+	__atomic_store_n(&bl_log_level, c->log_level, __ATOMIC_RELAXED);
+}
+
+/* Bind one listening socket on addr (port 0 = any; *port_out gets the real one). */
+static int listen_on(const struct sockaddr_storage *ss, socklen_t sl, int *fd_out)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, 4096) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* One SO_REUSEPORT socket per worker, all on the same port. */
+static int setup_listeners(struct daemon *d, const char *what, const char *addr, const struct proto *proto,
+			   char *bound, size_t boundlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (addr_parse(addr, &ss, &sl) < 0) {
+		log_err("listen/%s: '%s' is not a valid address", what, addr);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		int fd, r = listen_on(&ss, sl, &fd);
+		if (r < 0) {
+			log_err("cannot listen on %s (listen/%s): %s%s", addr, what, strerror(-r),
+				r == -EADDRINUSE ? "; another program uses this port: stop it or change the "
+						   "listen setting in the config tree" : "");
+			return r;
+		}
+		if (i == 0) {
+			/* Port 0: the kernel picked one; the others must share it. */
+			socklen_t l = sizeof ss;
+			getsockname(fd, (struct sockaddr *)&ss, &l);
+			addr_format((struct sockaddr *)&ss, bound, boundlen);
+		}
+		worker_add_listener(&d->workers[i], fd, proto);
+	}
+	log_info("listening for %s on %s (%u workers)", what, bound, d->nworkers);
+	return 0;
+}
+
+static int write_run_file(const struct daemon *d, const char *name, const char *val)
+{
+	char path[CONF_PATH_MAX + 64], line[256];
+	snprintf(path, sizeof path, "%s/%s", d->conf.run_dir, name);
+	snprintf(line, sizeof line, "%s\n", val);
+	return write_small_file(path, line);
+}
+
+static void reload_db(struct daemon *d, bool force)
+{
+	int64_t v = db_data_version(d->db);
+	if (!force && v == d->db_version)
+		return;
+	d->db_version = v;
+	exports_reload(d->db);
+}
+
+static void reload_conf(struct daemon *d)
+{
+	struct bl_conf fresh;
+	char err[512];
+	if (conf_load(d->conf.dir, &fresh, err, sizeof err) < 0) {
+		log_err("config not reloaded: %s (the running settings stay)", err);
+		return;
+	}
+	if (conf_apply_live(&d->conf, &fresh) > 0)
+		apply_live(&d->conf);
+}
+
+/* Watch the database's directory: any write to the db or its WAL wakes us. */
+static int watch_db(const char *db_path)
+{
+	char dir[CONF_PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", db_path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd >= 0 && inotify_add_watch(fd, dir[0] ? dir : "/", IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void drain_fd(int fd)
+{
+	char buf[4096];
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+}
+
+/* Returns when SIGTERM/SIGINT arrives. */
+static void main_loop(struct daemon *d)
+{
+	uint64_t next_dump = 0;
+	for (;;) {
+		struct pollfd p[3] = { { d->sigfd, POLLIN, 0 }, { d->conf_fd, POLLIN, 0 }, { d->db_watch_fd, POLLIN, 0 } };
+		unsigned interval = d->conf.stats_interval_ms;
+		int r = poll(p, 3, (int)interval);
+		if (r < 0 && errno != EINTR)
+			log_err("poll: %s", strerror(errno));
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(d->sigfd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo == SIGHUP) {
+					log_info("SIGHUP: re-reading the config tree and the database");
+					reload_conf(d);
+					reload_db(d, true);
+				} else {
+					log_info("%s: shutting down", strsignal(si.ssi_signo));
+					return;
+				}
+			}
+		}
+		if (p[1].revents & POLLIN && conf_watch_drain(d->conf_fd, d->conf.dir) > 0)
+			reload_conf(d);
+		if (p[2].revents & POLLIN) {
+			drain_fd(d->db_watch_fd);
+			reload_db(d, false);
+		}
+		uint64_t now = now_ns();
+		if (now >= next_dump) {
+			reload_db(d, false); /* covers missed inotify events */
+			stats_dump(d->conf.run_dir);
+			next_dump = now + (uint64_t)interval * 1000000ull;
+		}
+	}
+}
+
+static int start(struct daemon *d)
+{
+	char err[512];
+	if (vdisk_global_init() < 0)
+		return -ENOMEM;
+	int r = db_open(d->conf.db_path, true, &d->db, err, sizeof err);
+	if (r < 0) {
+		log_err("%s", err);
+		return r;
+	}
+	d->db_version = db_data_version(d->db);
+	if (exports_reload(d->db) < 0)
+		return -EIO;
+	r = mkdir_p(d->conf.run_dir, 0755);
+	if (r < 0) {
+		log_err("cannot create the runtime directory %s (paths/run): %s", d->conf.run_dir, strerror(-r));
+		return r;
+	}
+	stats_clear(d->conf.run_dir);
+	unsigned n = d->conf.workers ? d->conf.workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	d->nworkers = MIN(MAX(n, 1u), MAX_WORKERS);
+	d->workers = calloc(d->nworkers, sizeof *d->workers);
+	if (!d->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		r = worker_init(&d->workers[i], (int)i);
+		if (r < 0) {
+			log_err("cannot set up io_uring for worker %u: %s", i, strerror(-r));
+			return r;
+		}
+	}
+	if (strcmp(d->conf.listen_nbd, "off") != 0 && d->conf.listen_nbd[0]) {
+		r = setup_listeners(d, "nbd", d->conf.listen_nbd, &nbd_proto, d->nbd_bound, sizeof d->nbd_bound);
+		if (r < 0)
+			return r;
+		char lp[CONF_PATH_MAX + 16];
+		snprintf(lp, sizeof lp, "%s/listen", d->conf.run_dir);
+		mkdir_p(lp, 0755);
+		write_run_file(d, "listen/nbd", d->nbd_bound);
+	}
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		r = worker_start(&d->workers[i]);
+		if (r < 0)
+			return r;
+	}
+	d->conf_fd = conf_watch_open(d->conf.dir);
+	if (d->conf_fd < 0)
+		log_warn("config tree %s is not watched (%s): send SIGHUP after changes", d->conf.dir, strerror(-d->conf_fd));
+	d->db_watch_fd = watch_db(d->conf.db_path);
+	char pid[32];
+	snprintf(pid, sizeof pid, "%d", (int)getpid());
+	write_run_file(d, "pid", pid);
+	stats_dump(d->conf.run_dir);
+	write_run_file(d, "ready", pid);
+	log_info("ready: %zu exports, config %s, database %s", exports_count(), d->conf.dir, d->conf.db_path);
+	return 0;
+}
+
+static void stop(struct daemon *d)
+{
+	uint64_t deadline = now_ns() + (uint64_t)d->conf.shutdown_timeout_s * 1000000000ull;
+	char p[CONF_PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/ready", d->conf.run_dir);
+	unlink(p);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_request_stop(&d->workers[i], deadline);
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		worker_join(&d->workers[i]);
+		worker_destroy(&d->workers[i]);
+	}
+	free(d->workers);
+	stats_clear(d->conf.run_dir);
+	exports_shutdown();
+	db_close(d->db);
+	log_info("stopped");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = { { "config", 1, 0, 'c' }, { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
+	const char *dir = CONF_DEFAULT_DIR;
+	int o;
+	bl_log_ident = "bootlinkd";
+	while ((o = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': dir = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': puts("bootlinkd " BL_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	static struct daemon d = { .sigfd = -1, .conf_fd = -1, .db_watch_fd = -1 };
+	char err[512];
+	if (conf_load(dir, &d.conf, err, sizeof err) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
+	apply_live(&d.conf);
+	/* Signals go to the main thread's signalfd; workers inherit the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (start(&d) < 0) {
+		log_err("start-up failed; nothing is being served");
+		stats_clear(d.conf.run_dir);
+		return 1;
+	}
+	main_loop(&d);
+	stop(&d);
+	return 0;
+}

@@ -1,0 +1,206 @@
+/* stats.c — see stats.h. */
+#include "stats.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "exports.h"
+#include "image.h"
+#include "log.h"
+#include "util.h"
+
+struct reg {
+	struct conn *c;
+	char export[96];
+	time_t since;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg *regs;
+static size_t nregs, capregs;
+
+void stats_conn_add(struct conn *c)
+{
+	pthread_mutex_lock(&lock);
+	if (nregs == capregs) {
+		size_t cap = capregs ? capregs * 2 : 64;
+		struct reg *nv = realloc(regs, cap * sizeof *nv);
+		if (!nv) {
+			pthread_mutex_unlock(&lock);
+			return; /* not shown in the runtime tree; serving goes on */
+		}
+		regs = nv;
+		capregs = cap;
+	}
+	regs[nregs++] = (struct reg){ .c = c, .since = time(NULL) };
+	pthread_mutex_unlock(&lock);
+}
+
+void stats_conn_remove(struct conn *c)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < nregs; i++)
+		if (regs[i].c == c) {
+			regs[i] = regs[--nregs];
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+}
+
+void stats_conn_set_export(struct conn *c, const char *export_name)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < nregs; i++)
+		if (regs[i].c == c)
+			snprintf(regs[i].export, sizeof regs[i].export, "%s", export_name);
+	pthread_mutex_unlock(&lock);
+}
+
+static void put_file(const char *dir, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void put_file(const char *dir, const char *name, const char *fmt, ...)
+{
+	char path[1200], val[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof val - 1, fmt, ap);
+	va_end(ap);
+	strcat(val, "\n");
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	write_small_file(path, val);
+}
+
+static void rm_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d) {
+		unlink(path);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char p[1200];
+		snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+		rm_tree(p);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+/* Remove entries of dir whose names are not in keep (n names). */
+static void prune(const char *dir, char (*keep)[96], size_t n)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		bool found = false;
+		for (size_t i = 0; i < n && !found; i++)
+			found = strcmp(keep[i], de->d_name) == 0;
+		if (!found) {
+			char p[1200];
+			snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+			rm_tree(p);
+		}
+	}
+	closedir(d);
+}
+
+static void dump_conns(const char *run)
+{
+	char base[1100], dir[1200];
+	snprintf(base, sizeof base, "%s/connections", run);
+	mkdir_p(base, 0755);
+	pthread_mutex_lock(&lock);
+	size_t n = nregs;
+	char (*keep)[96] = calloc(n ? n : 1, sizeof *keep);
+	for (size_t i = 0; i < n && keep; i++) {
+		struct conn *c = regs[i].c;
+		snprintf(keep[i], sizeof keep[i], "%" PRIu64, c->id);
+		snprintf(dir, sizeof dir, "%s/%s", base, keep[i]);
+		mkdir(dir, 0755);
+		put_file(dir, "peer", "%s", c->peer);
+		put_file(dir, "protocol", "%s", c->proto->name);
+		put_file(dir, "export", "%s", regs[i].export);
+		put_file(dir, "since", "%lld", (long long)regs[i].since);
+		put_file(dir, "requests", "%" PRIu64, __atomic_load_n(&c->stat_requests, __ATOMIC_RELAXED));
+		put_file(dir, "bytes_read", "%" PRIu64, __atomic_load_n(&c->stat_bytes_read, __ATOMIC_RELAXED));
+		put_file(dir, "bytes_written", "%" PRIu64, __atomic_load_n(&c->stat_bytes_written, __ATOMIC_RELAXED));
+		put_file(dir, "errors", "%" PRIu64, __atomic_load_n(&c->stat_errors, __ATOMIC_RELAXED));
+	}
+	pthread_mutex_unlock(&lock);
+	if (keep)
+		prune(base, keep, n);
+	free(keep);
+	snprintf(dir, sizeof dir, "%s/totals", run);
+	mkdir_p(dir, 0755);
+	put_file(dir, "connections", "%zu", n);
+	put_file(dir, "exports", "%zu", exports_count());
+}
+
+struct img_dump {
+	const char *base;
+	char (*keep)[96];
+	size_t n, cap;
+};
+
+static void dump_image(struct image *img, void *arg)
+{
+	struct img_dump *d = arg;
+	char dir[1200];
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		char (*nk)[96] = realloc(d->keep, cap * sizeof *nk);
+		if (!nk)
+			return;
+		d->keep = nk;
+		d->cap = cap;
+	}
+	snprintf(d->keep[d->n++], 96, "%s", img->name);
+	snprintf(dir, sizeof dir, "%s/%s", d->base, img->name);
+	mkdir(dir, 0755);
+	put_file(dir, "id", "%lld", (long long)img->id);
+	put_file(dir, "path", "%s", img->path);
+	put_file(dir, "size", "%" PRIu64, img->size);
+	put_file(dir, "connections", "%u", __atomic_load_n(&img->stat_connections, __ATOMIC_RELAXED));
+	put_file(dir, "requests", "%" PRIu64, __atomic_load_n(&img->stat_requests, __ATOMIC_RELAXED));
+	put_file(dir, "bytes_read", "%" PRIu64, __atomic_load_n(&img->stat_bytes_read, __ATOMIC_RELAXED));
+	put_file(dir, "disk_reads", "%" PRIu64, __atomic_load_n(&img->stat_disk_reads, __ATOMIC_RELAXED));
+	put_file(dir, "disk_bytes", "%" PRIu64, __atomic_load_n(&img->stat_disk_bytes, __ATOMIC_RELAXED));
+	put_file(dir, "errors", "%" PRIu64, __atomic_load_n(&img->stat_errors, __ATOMIC_RELAXED));
+}
+
+void stats_dump(const char *run)
+{
+	char base[1100];
+	dump_conns(run);
+	snprintf(base, sizeof base, "%s/images", run);
+	mkdir_p(base, 0755);
+	struct img_dump d = { .base = base };
+	exports_foreach_image(dump_image, &d);
+	prune(base, d.keep, d.n);
+	free(d.keep);
+}
+
+void stats_clear(const char *run)
+{
+	static const char *const sub[] = { "connections", "images", "totals", "listen", "ready", "pid" };
+	char p[1200];
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+		snprintf(p, sizeof p, "%s/%s", run, sub[i]);
+		rm_tree(p);
+	}
+}

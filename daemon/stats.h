@@ -1,0 +1,32 @@
+/* stats.h — counters and the runtime tree (default /run/bootlink).
+ *
+ * Workers bump counters in their own objects (connections, images) with
+ * plain or relaxed-atomic increments; nothing on the data path locks. The
+ * registry of live connections takes a mutex only on connect/disconnect.
+ * The main thread snapshots everything every runtime/interval_ms and writes
+ * the runtime tree, one value per file, sysfs-style:
+ *
+ *   <run>/pid, <run>/ready, <run>/listen/nbd
+ *   <run>/connections/<id>/{peer,export,protocol,requests,bytes_read,bytes_written,errors,since}
+ *   <run>/images/<name>/{id,path,size,connections,requests,bytes_read,disk_reads,disk_bytes,errors}
+ *   <run>/totals/{connections,exports}
+ *
+ * Files are replaced atomically (write + rename); directories of gone
+ * connections and images are removed.
+ */
+#ifndef BL_STATS_H
+#define BL_STATS_H
+
+struct conn;
+
+void stats_conn_add(struct conn *c);
+void stats_conn_remove(struct conn *c);
+/* Record which export a connection uses (for the runtime tree). */
+void stats_conn_set_export(struct conn *c, const char *export_name);
+
+/* Write the runtime tree under run_dir. Main thread only. */
+void stats_dump(const char *run_dir);
+/* Remove everything stats_dump wrote (at exit). */
+void stats_clear(const char *run_dir);
+
+#endif

@@ -1,0 +1,156 @@
+/* vdisk.c — request validation and the read-only image layer; see vdisk.h. */
+#include "vdisk.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "util.h"
+
+const uint8_t *vd_zeros;
+
+int vdisk_global_init(void)
+{
+	/* Private anonymous read-only mapping: every page is the kernel's zero page. */
+	void *p = mmap(NULL, VD_ZEROS_LEN, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	vd_zeros = p;
+	return 0;
+}
+
+void vdisk_get(struct vdisk *vd)
+{
+	__atomic_fetch_add(&vd->refs, 1, __ATOMIC_RELAXED);
+}
+
+void vdisk_put(struct vdisk *vd)
+{
+	if (vd && __atomic_sub_fetch(&vd->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		vd->ops->destroy(vd);
+}
+
+int vdisk_submit(struct vd_req *r)
+{
+	struct vdisk *vd = r->vd;
+	r->mem = NULL;
+	r->niov = 0;
+	if (r->off > vd->size || r->len > vd->size - r->off)
+		return -EINVAL;
+	if (vd->read_only && (r->op == VD_WRITE || r->op == VD_TRIM || r->op == VD_ZERO))
+		return -EPERM;
+	__atomic_fetch_add(&vd->img->stat_requests, 1, __ATOMIC_RELAXED);
+	switch (r->op) {
+	case VD_READ:  return vd->ops->read(r);
+	case VD_WRITE: return vd->ops->write(r);
+	case VD_FLUSH: return vd->ops->flush(r);
+	case VD_TRIM:  return vd->ops->trim(r);
+	case VD_ZERO:  return vd->ops->zero(r);
+	case VD_CACHE: return vd->ops->cache(r);
+	}
+	return -EINVAL;
+}
+
+int vdisk_extents(struct vdisk *vd, uint64_t off, uint64_t len, struct vd_extent *out, int max)
+{
+	if (off > vd->size || len > vd->size - off || len == 0 || max < 1)
+		return -EINVAL;
+	return vd->ops->extents(vd, off, len, out, max);
+}
+
+void vd_req_release(struct vd_req *r)
+{
+	free(r->mem);
+	r->mem = NULL;
+}
+
+/* --- read-only image layer --- */
+
+static void img_read_done(struct image_read *rd, int res)
+{
+	struct vd_req *r = (struct vd_req *)((uint8_t *)rd - __builtin_offsetof(struct vd_req, rd));
+	r->mem = rd->buf;
+	if (res == 0) {
+		r->iov[0].iov_base = (uint8_t *)rd->buf + (r->off - rd->aoff);
+		r->iov[0].iov_len = r->len;
+		r->niov = 1;
+		__atomic_fetch_add(&r->vd->img->stat_bytes_read, r->len, __ATOMIC_RELAXED);
+	}
+	r->done(r, res);
+}
+
+static int img_read(struct vd_req *r)
+{
+	struct image *img = r->vd->img;
+	if (r->len == 0 || image_is_hole(img, r->off, r->len)) {
+		r->iov[0].iov_base = (void *)vd_zeros;
+		r->iov[0].iov_len = r->len;
+		r->niov = 1;
+		__atomic_fetch_add(&img->stat_bytes_read, r->len, __ATOMIC_RELAXED);
+		r->done(r, 0);
+		return 0;
+	}
+	r->rd.done = img_read_done;
+	return image_read(&r->rd, r->w, img, r->off, r->len);
+}
+
+static int img_noop(struct vd_req *r)
+{
+	r->done(r, 0);
+	return 0;
+}
+
+static int img_refuse(struct vd_req *r)
+{
+	return -EPERM;
+}
+
+static int img_extents(struct vdisk *vd, uint64_t off, uint64_t len, struct vd_extent *out, int max)
+{
+	int n = 0;
+	while (len && n < max) {
+		uint64_t l;
+		bool hole = image_extent_at(vd->img, off, len, &l);
+		uint32_t f = hole ? VD_EXT_HOLE | VD_EXT_ZERO : 0;
+		if (n > 0 && out[n - 1].flags == f)
+			out[n - 1].len += l;
+		else
+			out[n++] = (struct vd_extent){ .len = l, .flags = f };
+		off += l;
+		len -= l;
+	}
+	return n;
+}
+
+static void img_destroy(struct vdisk *vd)
+{
+	image_put(vd->img);
+	free(vd);
+}
+
+static const struct vdisk_ops image_ops = {
+	.read = img_read,
+	.write = img_refuse,
+	.flush = img_noop,
+	.trim = img_refuse,
+	.zero = img_refuse,
+	.cache = img_noop,
+	.extents = img_extents,
+	.destroy = img_destroy,
+};
+
+int vdisk_open_image(struct image *img, struct vdisk **out)
+{
+	struct vdisk *vd = calloc(1, sizeof *vd);
+	if (!vd)
+		return -ENOMEM;
+	vd->ops = &image_ops;
+	vd->refs = 1;
+	vd->size = img->size;
+	vd->read_only = true;
+	vd->multi_conn = true;
+	image_get(img);
+	vd->img = img;
+	*out = vd;
+	return 0;
+}

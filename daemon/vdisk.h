@@ -1,0 +1,97 @@
+/* vdisk.h — the disk a client sees, and the only thing protocols talk to.
+ *
+ * A vdisk is a stack of layers behind one small vtable of block operations
+ * (read, write, flush, trim, write-zeroes, cache, extents), like nbdkit's
+ * plugin/filter stack. Today the only layer is a read-only image
+ * (vdisk_open_image); the shared cache and per-client overlays plug in
+ * below this interface without the NBD or iSCSI code changing.
+ *
+ * A request is submitted with vdisk_submit(); its done() callback runs on
+ * the same worker thread, possibly before vdisk_submit() returns (a read of
+ * a hole needs no I/O). For reads, r->iov/r->niov describe the data on
+ * completion; it stays valid until vd_req_release(r).
+ */
+#ifndef BL_VDISK_H
+#define BL_VDISK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "image.h"
+
+enum vd_op { VD_READ, VD_WRITE, VD_FLUSH, VD_TRIM, VD_ZERO, VD_CACHE };
+
+#define VD_F_FUA       1u  /* write-through */
+#define VD_F_NO_HOLE   2u  /* zero: allocate, don't punch */
+#define VD_F_FAST_ZERO 4u  /* zero: fail with -ENOTSUP rather than write slowly */
+
+#define VD_EXT_HOLE 1u
+#define VD_EXT_ZERO 2u
+
+struct vd_extent {
+	uint64_t len;
+	uint32_t flags;   /* VD_EXT_* */
+};
+
+struct vdisk;
+
+struct vd_req {
+	struct vdisk *vd;
+	struct worker *w;
+	enum vd_op op;
+	uint32_t flags;
+	uint64_t off, len;
+	const void *wdata;               /* VD_WRITE: len bytes, valid only during vdisk_submit():
+	                                    a layer that needs them later copies them */
+	void (*done)(struct vd_req *r, int res); /* res 0 or -errno */
+	void *owner;                     /* the protocol's request */
+	/* read result */
+	struct iovec iov[1];
+	int niov;
+	/* private to the layers */
+	void *mem;                       /* freed by vd_req_release */
+	struct image_read rd;
+};
+
+struct vdisk_ops {
+	int (*read)(struct vd_req *r);   /* 0: done() will run; -errno: failed, done() will not run */
+	int (*write)(struct vd_req *r);
+	int (*flush)(struct vd_req *r);
+	int (*trim)(struct vd_req *r);
+	int (*zero)(struct vd_req *r);
+	int (*cache)(struct vd_req *r);
+	/* Fill up to max extents describing [off, off+len); returns count (>= 1) or -errno. */
+	int (*extents)(struct vdisk *vd, uint64_t off, uint64_t len, struct vd_extent *out, int max);
+	void (*destroy)(struct vdisk *vd);
+};
+
+struct vdisk {
+	const struct vdisk_ops *ops;
+	int refs;                        /* atomic */
+	uint64_t size;
+	bool read_only;
+	bool multi_conn;                 /* flush on one connection covers all (NBD CAN_MULTI_CONN) */
+	struct image *img;               /* the base image (for counters and names) */
+	void *priv;
+};
+
+/* A read-only vdisk over img (takes a reference on img). */
+int vdisk_open_image(struct image *img, struct vdisk **out);
+void vdisk_get(struct vdisk *vd);
+void vdisk_put(struct vdisk *vd);
+
+/* Validate (range, read-only) and start r. Returns 0 if done() will run,
+ * or -errno if the request was refused at once (done() will not run):
+ * -EINVAL out of range, -EPERM write to a read-only disk, -ENOMEM. */
+int vdisk_submit(struct vd_req *r);
+int vdisk_extents(struct vdisk *vd, uint64_t off, uint64_t len, struct vd_extent *out, int max);
+/* Free what a completed read holds. */
+void vd_req_release(struct vd_req *r);
+
+/* Zero-filled, read-only memory of VD_ZEROS_LEN bytes for hole reads. */
+#define VD_ZEROS_LEN (32u * 1024 * 1024 + 2 * IMAGE_ALIGN)
+extern const uint8_t *vd_zeros;
+int vdisk_global_init(void);
+
+#endif
