@@ -189,7 +189,7 @@ static int canonical_name(const char *name, size_t len, char *out, size_t outlen
 	else if (m != tmp)
 		return -ENOENT;
 	else
-		snprintf(out, outlen, "%s", tmp);
+		memcpy(out, tmp, len + 1); /* len < outlen checked above */
 	return 0;
 }
 

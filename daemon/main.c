@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -78,6 +79,22 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t sl, int *fd_ou
 	return 0;
 }
 
+/* SO_REUSEPORT would let a second daemon share our port silently and take
+ * half the clients. Before binding, check with a plain socket that nobody
+ * holds the port. */
+static int port_free(const struct sockaddr_storage *ss, socklen_t sl)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1, r = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (const struct sockaddr *)ss, sl) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 /* One SO_REUSEPORT socket per worker, all on the same port. */
 static int setup_listeners(struct daemon *d, const char *what, const char *addr, const struct proto *proto,
 			   char *bound, size_t boundlen)
@@ -88,14 +105,13 @@ static int setup_listeners(struct daemon *d, const char *what, const char *addr,
 		log_err("listen/%s: '%s' is not a valid address", what, addr);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < d->nworkers; i++) {
-		int fd, r = listen_on(&ss, sl, &fd);
-		if (r < 0) {
-			log_err("cannot listen on %s (listen/%s): %s%s", addr, what, strerror(-r),
-				r == -EADDRINUSE ? "; another program uses this port: stop it or change the "
-						   "listen setting in the config tree" : "");
-			return r;
-		}
+	/* sin_port and sin6_port sit at the same offset. */
+	int r = ((struct sockaddr_in *)&ss)->sin_port ? port_free(&ss, sl) : 0;
+	for (unsigned i = 0; i < d->nworkers && r == 0; i++) {
+		int fd = -1;
+		r = listen_on(&ss, sl, &fd);
+		if (r < 0)
+			break;
 		if (i == 0) {
 			/* Port 0: the kernel picked one; the others must share it. */
 			socklen_t l = sizeof ss;
@@ -103,6 +119,12 @@ static int setup_listeners(struct daemon *d, const char *what, const char *addr,
 			addr_format((struct sockaddr *)&ss, bound, boundlen);
 		}
 		worker_add_listener(&d->workers[i], fd, proto);
+	}
+	if (r < 0) {
+		log_err("cannot listen on %s (listen/%s): %s%s", addr, what, strerror(-r),
+			r == -EADDRINUSE ? "; another program (or another bootlinkd) uses this port: "
+					   "stop it or change listen/" : "");
+		return r;
 	}
 	log_info("listening for %s on %s (%u workers)", what, bound, d->nworkers);
 	return 0;
