@@ -34,6 +34,8 @@ struct bl_conf {
 	unsigned handshake_timeout_s;    /* limits/handshake_timeout_s: NBD negotiation must finish within (live) */
 	unsigned shutdown_timeout_s;     /* limits/shutdown_timeout_s: SIGTERM drains in-flight work this long */
 	unsigned stats_interval_ms;      /* runtime/interval_ms: how often the runtime tree is refreshed (live) */
+	unsigned cache_size_mb;          /* cache/size_mb: shared RAM block cache, 0 = off (live) */
+	unsigned cache_block_kb;         /* cache/block_kb: cache block size, power of two 4..1024 */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };
@@ -47,10 +49,14 @@ struct conf_key {
 	bool live;               /* applied while running, without restart */
 	size_t offset, size;     /* field in struct bl_conf */
 	const char *help;        /* one line: meaning */
+	const char *note;        /* extra words on allowed values ("0 = one per core"), or NULL */
 };
 
 /* The schema, for documentation and tests. */
 const struct conf_key *conf_schema(size_t *count);
+
+/* What k accepts, in words, e.g. "an integer 0..256 (0 = one per core)". */
+void conf_describe(const struct conf_key *k, char *buf, size_t len);
 
 /* Fill *c with the built-in defaults (dir = "."); never fails. */
 void conf_defaults(struct bl_conf *c);

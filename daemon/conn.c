@@ -262,6 +262,7 @@ int conn_send_copy(struct conn *c, const void *data, size_t len)
 	if (!m)
 		return -ENOMEM;
 	memcpy(m + 1, data, len);
+	m->iov = m->iov_inline;
 	m->iov[0].iov_base = m + 1;
 	m->iov[0].iov_len = len;
 	m->niov = 1;

@@ -23,13 +23,14 @@
 #include "worker.h"
 
 #define TXMSG_IOV 4
-#define CONN_SEND_IOV 64
+#define CONN_SEND_IOV 256
 #define CONN_RX_INIT (16 * 1024)
 
 struct txmsg {
 	struct txmsg *next;
-	struct iovec iov[TXMSG_IOV];
+	struct iovec *iov;                  /* iov_inline, or an array the owner frees in release */
 	int niov;
+	struct iovec iov_inline[TXMSG_IOV];
 	void (*release)(struct txmsg *m);   /* after sent or dropped; may be NULL (free nothing) */
 	uint8_t hdr[40];                    /* room for a reply header the iov may point at */
 };

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "conf.h"
 #include "daemon.h"
 #include "db.h"
@@ -59,6 +60,15 @@ static void apply_live(const struct bl_conf *c)
 	__atomic_store_n(&g_live.max_inflight, c->max_inflight, __ATOMIC_RELAXED);
 	__atomic_store_n(&g_live.handshake_timeout_s, c->handshake_timeout_s, __ATOMIC_RELAXED);
 	__atomic_store_n(&bl_log_level, c->log_level, __ATOMIC_RELAXED);
+}
+
+/* Live settings that need more than a store. */
+static void apply_live_cache(unsigned old_mb, const struct bl_conf *c)
+{
+	if (old_mb != c->cache_size_mb) {
+		cache_resize((uint64_t)c->cache_size_mb << 20);
+		log_info("cache resized to %u MiB", c->cache_size_mb);
+	}
 }
 
 /* Bind one listening socket on addr (port 0 = any; *port_out gets the real one). */
@@ -155,8 +165,11 @@ static void reload_conf(struct daemon *d)
 		log_err("config not reloaded: %s (the running settings stay)", err);
 		return;
 	}
-	if (conf_apply_live(&d->conf, &fresh) > 0)
+	unsigned old_mb = d->conf.cache_size_mb;
+	if (conf_apply_live(&d->conf, &fresh) > 0) {
 		apply_live(&d->conf);
+		apply_live_cache(old_mb, &d->conf);
+	}
 }
 
 /* Watch the database's directory: any write to the db or its WAL wakes us. */
@@ -223,8 +236,14 @@ static void main_loop(struct daemon *d)
 static int start(struct daemon *d)
 {
 	char err[512];
+	int r_cache;
 	if (vdisk_global_init() < 0)
 		return -ENOMEM;
+	r_cache = cache_init((uint64_t)d->conf.cache_size_mb << 20, d->conf.cache_block_kb << 10);
+	if (r_cache < 0) {
+		log_err("cache/block_kb: %u is not a power of two between 4 and 1024", d->conf.cache_block_kb);
+		return r_cache;
+	}
 	int r = db_open(d->conf.db_path, true, &d->db, err, sizeof err);
 	if (r < 0) {
 		log_err("%s", err);

@@ -47,6 +47,7 @@ static int opt_reply(struct nbd_conn *n, uint32_t opt, uint32_t type, const void
 	nbd_build_opt_reply(p, opt, type, len);
 	if (len)
 		memcpy(p + 20, data, len);
+	m->iov = m->iov_inline;
 	m->iov[0].iov_base = p;
 	m->iov[0].iov_len = 20 + len;
 	m->niov = 1;

@@ -39,6 +39,7 @@ struct nbd_req {
 	uint16_t type, flags;
 	uint32_t err;             /* wire errno of the reply */
 	uint8_t *extra;           /* block status payload */
+	struct iovec *txiov;      /* reply iovecs when more than fit inline */
 };
 
 static void nbd_req_release(struct txmsg *m);
@@ -123,9 +124,30 @@ static struct nbd_req *req_new(struct nbd_conn *n, const struct nbd_request *q)
 	r->type = q->type;
 	r->flags = q->flags;
 	r->tx.release = nbd_req_release;
+	r->tx.iov = r->tx.iov_inline;
+	r->vr.client_id = n->c->id;
 	n->inflight++;
 	conn_get(n->c);
 	return r;
+}
+
+/* Append the read's data pieces after the reply header. */
+static void attach_data(struct nbd_req *r)
+{
+	struct txmsg *m = &r->tx;
+	int n = 1 + r->vr.niov;
+	if (n > TXMSG_IOV) {
+		r->txiov = malloc(n * sizeof *r->txiov);
+		if (!r->txiov) {
+			/* Cannot describe the reply: the stream would be lost. */
+			conn_close(r->n->c, "out of memory building a reply");
+			return;
+		}
+		r->txiov[0] = m->iov[0];
+		m->iov = r->txiov;
+	}
+	memcpy(m->iov + 1, r->vr.iov, r->vr.niov * sizeof *m->iov);
+	m->niov = n;
 }
 
 /* Build the reply for a finished request and queue it. */
@@ -145,8 +167,7 @@ static void reply(struct nbd_req *r, int res)
 		m->iov[0].iov_len = nbd_build_simple_reply(m->hdr, r->err, r->cookie);
 	} else if (!n->structured) {
 		m->iov[0].iov_len = nbd_build_simple_reply(m->hdr, 0, r->cookie);
-		m->iov[1] = r->vr.iov[0];
-		m->niov = 2;
+		attach_data(r);
 	} else if (r->vr.iov[0].iov_base == vd_zeros && !(r->flags & NBD_CMD_FLAG_DF)) {
 		nbd_build_chunk(m->hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_HOLE, r->cookie, 12);
 		put_be64(m->hdr + 20, r->vr.off);
@@ -156,8 +177,7 @@ static void reply(struct nbd_req *r, int res)
 		nbd_build_chunk(m->hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, r->cookie, 8 + r->vr.len);
 		put_be64(m->hdr + 20, r->vr.off);
 		m->iov[0].iov_len = 28;
-		m->iov[1] = r->vr.iov[0];
-		m->niov = 2;
+		attach_data(r);
 	}
 	if (r->err) {
 		n->c->stat_errors++;
@@ -238,6 +258,7 @@ static void nbd_req_release(struct txmsg *m)
 	struct conn *c = n->c;
 	vd_req_release(&r->vr);
 	free(r->extra);
+	free(r->txiov);
 	free(r);
 	n->inflight--;
 	if (n->phase == NBD_PH_DONE && n->inflight == 0)

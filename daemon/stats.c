@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "conn.h"
 #include "exports.h"
 #include "image.h"
@@ -183,10 +184,34 @@ static void dump_image(struct image *img, void *arg)
 	put_file(dir, "errors", "%" PRIu64, __atomic_load_n(&img->stat_errors, __ATOMIC_RELAXED));
 }
 
+static void dump_cache(const char *run)
+{
+	char dir[1100];
+	struct cache_stats cs;
+	cache_get_stats(&cs);
+	snprintf(dir, sizeof dir, "%s/cache", run);
+	mkdir_p(dir, 0755);
+	put_file(dir, "capacity_bytes", "%" PRIu64, cs.capacity_bytes);
+	put_file(dir, "used_bytes", "%" PRIu64, cs.used_bytes);
+	put_file(dir, "block_size", "%" PRIu64, cs.block_size);
+	put_file(dir, "hits", "%" PRIu64, cs.hits);
+	put_file(dir, "misses", "%" PRIu64, cs.misses);
+	put_file(dir, "waits", "%" PRIu64, cs.waits);
+	put_file(dir, "disk_reads", "%" PRIu64, cs.disk_reads);
+	put_file(dir, "disk_bytes", "%" PRIu64, cs.disk_bytes);
+	put_file(dir, "evictions", "%" PRIu64, cs.evictions);
+	put_file(dir, "promotions", "%" PRIu64, cs.promotions);
+	put_file(dir, "errors", "%" PRIu64, cs.errors);
+	put_file(dir, "blocks", "%" PRIu64, cs.blocks);
+	put_file(dir, "probation_blocks", "%" PRIu64, cs.a1_blocks);
+	put_file(dir, "protected_blocks", "%" PRIu64, cs.am_blocks);
+}
+
 void stats_dump(const char *run)
 {
 	char base[1100];
 	dump_conns(run);
+	dump_cache(run);
 	snprintf(base, sizeof base, "%s/images", run);
 	mkdir_p(base, 0755);
 	struct img_dump d = { .base = base };
@@ -197,7 +222,7 @@ void stats_dump(const char *run)
 
 void stats_clear(const char *run)
 {
-	static const char *const sub[] = { "connections", "images", "totals", "listen", "ready", "pid" };
+	static const char *const sub[] = { "connections", "images", "totals", "cache", "listen", "ready", "pid" };
 	char p[1200];
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
 		snprintf(p, sizeof p, "%s/%s", run, sub[i]);

@@ -10,6 +10,8 @@
  *   <run>/connections/<id>/{peer,export,protocol,requests,bytes_read,bytes_written,errors,since}
  *   <run>/images/<name>/{id,path,size,connections,requests,bytes_read,disk_reads,disk_bytes,errors}
  *   <run>/totals/{connections,exports}
+ *   <run>/cache/{capacity_bytes,used_bytes,block_size,hits,misses,waits,disk_reads,disk_bytes,
+ *                evictions,promotions,errors,blocks,probation_blocks,protected_blocks}
  *
  * Files are replaced atomically (write + rename); directories of gone
  * connections and images are removed.

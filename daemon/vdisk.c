@@ -35,6 +35,9 @@ int vdisk_submit(struct vd_req *r)
 	struct vdisk *vd = r->vd;
 	r->mem = NULL;
 	r->niov = 0;
+	r->nblk = 0;
+	r->iov = r->iov_inline;
+	r->blks = r->blk_inline;
 	if (r->off > vd->size || r->len > vd->size - r->off)
 		return -EINVAL;
 	if (vd->read_only && (r->op == VD_WRITE || r->op == VD_TRIM || r->op == VD_ZERO))
@@ -58,10 +61,25 @@ int vdisk_extents(struct vdisk *vd, uint64_t off, uint64_t len, struct vd_extent
 	return vd->ops->extents(vd, off, len, out, max);
 }
 
+static void unpin_all(struct vd_req *r)
+{
+	for (int i = 0; i < r->nblk; i++)
+		if (r->blks[i].b)
+			cache_unpin(r->blks[i].b);
+	r->nblk = 0;
+}
+
 void vd_req_release(struct vd_req *r)
 {
+	unpin_all(r);
 	free(r->mem);
 	r->mem = NULL;
+	if (r->iov != r->iov_inline)
+		free(r->iov);
+	if (r->blks != r->blk_inline)
+		free(r->blks);
+	r->iov = r->iov_inline;
+	r->blks = r->blk_inline;
 }
 
 /* --- read-only image layer --- */
@@ -79,6 +97,98 @@ static void img_read_done(struct image_read *rd, int res)
 	r->done(r, res);
 }
 
+/* Read without the cache: one aligned O_DIRECT read into a private buffer. */
+static int direct_read(struct vd_req *r)
+{
+	r->rd.done = img_read_done;
+	return image_read(&r->rd, r->w, r->vd->img, r->off, r->len);
+}
+
+/* Every block is valid: point the result at the cached bytes. */
+static void cached_complete(struct vd_req *r)
+{
+	uint32_t bs = cache_block_size();
+	uint64_t b0 = r->off / bs, end = r->off + r->len;
+	for (int i = 0; i < r->nblk; i++) {
+		uint32_t valid;
+		uint8_t *d = cache_data(r->blks[i].b, &valid);
+		uint64_t bstart = (b0 + i) * bs;
+		uint64_t from = MAX(r->off, bstart), to = MIN(end, bstart + bs);
+		r->iov[i].iov_base = d + (from - bstart);
+		r->iov[i].iov_len = to - from;
+	}
+	r->niov = r->nblk;
+	__atomic_fetch_add(&r->vd->img->stat_bytes_read, r->len, __ATOMIC_RELAXED);
+	r->done(r, 0);
+}
+
+/* One of the request's blocks is ready (or failed); the last one completes it. */
+static void blk_settled(struct vd_req *r)
+{
+	if (--r->pending)
+		return;
+	if (r->err) {
+		unpin_all(r);
+		r->done(r, r->err);
+	} else if (r->uncached) {
+		unpin_all(r);
+		int e = direct_read(r);
+		if (e < 0)
+			r->done(r, e);
+	} else {
+		cached_complete(r);
+	}
+}
+
+static void blk_ready(struct cwait *wt, int res)
+{
+	struct vd_blk *vb = (struct vd_blk *)wt;
+	if (res < 0)
+		vb->r->err = res;
+	blk_settled(vb->r);
+}
+
+static int cached_read(struct vd_req *r)
+{
+	uint32_t bs = cache_block_size();
+	uint64_t b0 = r->off / bs, b1 = (r->off + r->len - 1) / bs;
+	int n = (int)(b1 - b0 + 1);
+	if (n > 2) {
+		r->blks = malloc(n * sizeof *r->blks);
+		r->iov = malloc(n * sizeof *r->iov);
+		if (!r->blks || !r->iov)
+			return -ENOMEM; /* vd_req_release frees what was allocated */
+	}
+	r->err = 0;
+	r->uncached = false;
+	r->pending = n + 1; /* +1: nothing completes before the loop is done */
+	r->nblk = n;
+	for (int i = 0; i < n; i++) {
+		struct vd_blk *vb = &r->blks[i];
+		vb->r = r;
+		vb->b = NULL;
+		vb->wt.w = r->w;
+		vb->wt.fn = blk_ready;
+		switch (cache_get(r->vd->img, b0 + i, r->client_id, &vb->wt, &vb->b)) {
+		case CACHE_HIT:
+			r->pending--;
+			break;
+		case CACHE_LOAD:
+			cache_load(vb->b, r->w, &vb->wt);
+			break;
+		case CACHE_WAIT:
+			break;
+		case CACHE_FULL:
+			vb->b = NULL;
+			r->uncached = true;
+			r->pending--;
+			break;
+		}
+	}
+	blk_settled(r);
+	return 0;
+}
+
 static int img_read(struct vd_req *r)
 {
 	struct image *img = r->vd->img;
@@ -90,8 +200,21 @@ static int img_read(struct vd_req *r)
 		r->done(r, 0);
 		return 0;
 	}
-	r->rd.done = img_read_done;
-	return image_read(&r->rd, r->w, img, r->off, r->len);
+	return cache_enabled() ? cached_read(r) : direct_read(r);
+}
+
+/* NBD_CMD_CACHE / prefetch: load the range into the cache, answer at once. */
+static int img_cache(struct vd_req *r)
+{
+	if (cache_enabled()) {
+		/* Bounded: a client may not flush the cache with one request. */
+		uint32_t bs = cache_block_size();
+		uint64_t last = (r->off + MIN(r->len, VD_MAX_PREFETCH) - 1) / bs;
+		for (uint64_t b = r->off / bs; b <= last; b++)
+			cache_prefetch(r->vd->img, b, r->w);
+	}
+	r->done(r, 0);
+	return 0;
 }
 
 static int img_noop(struct vd_req *r)
@@ -134,7 +257,7 @@ static const struct vdisk_ops image_ops = {
 	.flush = img_noop,
 	.trim = img_refuse,
 	.zero = img_refuse,
-	.cache = img_noop,
+	.cache = img_cache,
 	.extents = img_extents,
 	.destroy = img_destroy,
 };

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "cache.h"
 #include "image.h"
 
 enum vd_op { VD_READ, VD_WRITE, VD_FLUSH, VD_TRIM, VD_ZERO, VD_CACHE };
@@ -25,6 +26,8 @@ enum vd_op { VD_READ, VD_WRITE, VD_FLUSH, VD_TRIM, VD_ZERO, VD_CACHE };
 #define VD_F_FUA       1u  /* write-through */
 #define VD_F_NO_HOLE   2u  /* zero: allocate, don't punch */
 #define VD_F_FAST_ZERO 4u  /* zero: fail with -ENOTSUP rather than write slowly */
+
+#define VD_MAX_PREFETCH (64ull << 20) /* bytes one VD_CACHE request may load */
 
 #define VD_EXT_HOLE 1u
 #define VD_EXT_ZERO 2u
@@ -35,6 +38,14 @@ struct vd_extent {
 };
 
 struct vdisk;
+struct vd_req;
+
+/* One cache block a read waits on / holds pinned. */
+struct vd_blk {
+	struct cwait wt;
+	struct cblock *b;
+	struct vd_req *r;
+};
 
 struct vd_req {
 	struct vdisk *vd;
@@ -46,10 +57,15 @@ struct vd_req {
 	                                    a layer that needs them later copies them */
 	void (*done)(struct vd_req *r, int res); /* res 0 or -errno */
 	void *owner;                     /* the protocol's request */
-	/* read result */
-	struct iovec iov[1];
+	uint64_t client_id;              /* connection id: the cache tells clients apart */
+	/* read result: niov pieces, valid until vd_req_release() */
+	struct iovec *iov;
 	int niov;
 	/* private to the layers */
+	struct iovec iov_inline[2];
+	struct vd_blk *blks, blk_inline[2];
+	int nblk, pending, err;
+	bool uncached;                   /* cache full: fell back to a direct read */
 	void *mem;                       /* freed by vd_req_release */
 	struct image_read rd;
 };

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "conn.h"
 #include "log.h"
 #include "daemon.h"
@@ -38,6 +39,7 @@ int worker_init(struct worker *w, int id)
 		if (r < 0)
 			return r;
 	}
+	pthread_mutex_init(&w->mbox_lock, NULL);
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->wake_fd < 0) {
 		r = -errno;
@@ -161,6 +163,32 @@ static void on_tick(struct worker *w)
 		arm_tick(w);
 }
 
+void worker_post(struct worker *w, struct cwait *wt)
+{
+	wt->next = NULL;
+	pthread_mutex_lock(&w->mbox_lock);
+	if (w->mbox_tail)
+		w->mbox_tail->next = wt;
+	else
+		w->mbox_head = wt;
+	w->mbox_tail = wt;
+	pthread_mutex_unlock(&w->mbox_lock);
+	worker_wake(w);
+}
+
+static void mailbox_drain(struct worker *w)
+{
+	pthread_mutex_lock(&w->mbox_lock);
+	struct cwait *wt = w->mbox_head;
+	w->mbox_head = w->mbox_tail = NULL;
+	pthread_mutex_unlock(&w->mbox_lock);
+	while (wt) {
+		struct cwait *n = wt->next;
+		wt->fn(wt, wt->res);
+		wt = n;
+	}
+}
+
 static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -181,6 +209,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		break;
 	}
 	case UD_WAKE:
+		mailbox_drain(w);
 		if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE))
 			drain_step(w);
 		if (!w->done)
@@ -252,6 +281,7 @@ void worker_destroy(struct worker *w)
 {
 	io_uring_queue_exit(&w->ring);
 	close(w->wake_fd);
+	pthread_mutex_destroy(&w->mbox_lock);
 	for (int i = 0; i < w->nlis; i++)
 		if (w->lis[i].fd >= 0)
 			close(w->lis[i].fd);

@@ -65,6 +65,8 @@ struct worker {
 	unsigned nconns;
 	unsigned pending_sqes;      /* prepared, not yet submitted */
 	bool stopping;              /* draining: no accepts, close when idle */
+	pthread_mutex_t mbox_lock;  /* mailbox: completions handed over by other workers */
+	struct cwait *mbox_head, *mbox_tail;
 	bool done;
 	uint64_t stop_deadline_ns;
 };
@@ -78,6 +80,9 @@ int worker_start(struct worker *w);
 void worker_request_stop(struct worker *w, uint64_t deadline_ns);
 /* Wake the worker (thread-safe). */
 void worker_wake(struct worker *w);
+/* Hand a cache waiter to w: its fn runs on w's thread (thread-safe). */
+struct cwait;
+void worker_post(struct worker *w, struct cwait *wt);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
 
