@@ -46,6 +46,7 @@ struct conf_key {
 	enum conf_type type;
 	const char *def;         /* default value as text */
 	unsigned long long min, max; /* CONF_UINT range (inclusive) */
+	bool pow2;               /* CONF_UINT: must also be a power of two */
 	bool live;               /* applied while running, without restart */
 	size_t offset, size;     /* field in struct bl_conf */
 	const char *help;        /* one line: meaning */

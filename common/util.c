@@ -67,7 +67,8 @@ int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 		}
 	}
 	uint64_t p;
-	if (parse_u64(port, 1, 65535, &p) < 0)
+	/* Port 0 is valid: listening on it lets the kernel pick (tests). */
+	if (parse_u64(port, 0, 65535, &p) < 0)
 		return -EINVAL;
 	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
@@ -141,10 +142,15 @@ uint64_t now_ns(void)
 
 ssize_t read_small_file(const char *path, char *buf, size_t len)
 {
+	if (len == 0)
+		return -EINVAL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ssize_t n = read(fd, buf, len - 1);
+	ssize_t n;
+	do
+		n = read(fd, buf, len - 1);
+	while (n < 0 && errno == EINTR);
 	int e = errno;
 	close(fd);
 	if (n < 0)
@@ -181,6 +187,9 @@ int mkdir_p(const char *path, int mode)
 {
 	char buf[4096];
 	size_t n = strlen(path);
+	struct stat st;
+	if (n == 0)
+		return -ENOENT;
 	if (n >= sizeof buf)
 		return -ENAMETOOLONG;
 	memcpy(buf, path, n + 1);
@@ -194,5 +203,8 @@ int mkdir_p(const char *path, int mode)
 	}
 	if (mkdir(buf, mode) < 0 && errno != EEXIST)
 		return -errno;
-	return 0;
+	/* EEXIST is success only if what exists is a directory. */
+	if (stat(buf, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
