@@ -8,12 +8,19 @@
  * All functions return 0 (or a count) on success and -errno on failure:
  * -ENOENT (no such row), -EEXIST (unique name/MAC taken), -EBUSY (database
  * locked past the busy timeout), -EIO (sqlite error, logged with its text).
+ * Also: -ENOTEMPTY from db_image_rm() while clients still link to the image,
+ * -ENOENT from db_client_add/update() when image_id names no image,
+ * -EINVAL for a mode outside enum db_overlay_mode.
  * Thread-compatible, not thread-safe: one struct db per thread.
+ *
+ * List callbacks may call any db function on the same handle (each call
+ * prepares its own statement).
  */
 #ifndef BL_DB_H
 #define BL_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define DB_NAME_MAX 64
@@ -83,6 +90,19 @@ int db_event_add(struct db *db, const char *mac, const char *kind, const char *t
 /* Events newest first; mac NULL = all; since 0 = all; limit 0 = no limit. */
 int db_event_list(struct db *db, const char *mac, int64_t since, int limit,
 		  int (*cb)(const struct db_event *, void *), void *arg);
+
+/* Explicit transaction (BEGIN IMMEDIATE: takes the write lock up front so
+ * a later write cannot fail with a lock upgrade). Without one, each call
+ * is its own transaction. db_rollback() is safe to call in any state. */
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+/* Clients linked to image_id (0 = unlinked clients), ordered by name. */
+int db_client_list_image(struct db *db, int64_t image_id,
+			 int (*cb)(const struct db_client *, void *), void *arg);
+/* Set image_id = 0 on every client linked to id; returns how many. */
+int db_image_unlink_clients(struct db *db, int64_t id);
 
 const char *db_mode_name(int mode);     /* "ephemeral" ... */
 int db_mode_parse(const char *s);       /* -1 if unknown */

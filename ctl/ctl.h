@@ -1,0 +1,52 @@
+/* ctl.h — bootlinkctl's commands and the context they run in.
+ *
+ * main.c holds the command table (struct ctl_cmd) and dispatches; each
+ * command group lives in its own file (cmd_image.c, cmd_client.c,
+ * cmd_status.c). A command gets the arguments after its words, parses
+ * them with args_parse(), opens the config and database with
+ * store_open(), and returns an exit status (CTL_OK, CTL_ERR, CTL_USAGE,
+ * CTL_HELP from out.h). main closes the database and finishes output.
+ */
+#ifndef CTL_CTL_H
+#define CTL_CTL_H
+
+#include "conf.h"
+#include "db.h"
+
+struct ctl_cmd;
+
+struct ctl {
+	const char *conf_dir;            /* -c DIR, default CONF_DEFAULT_DIR */
+	struct bl_conf conf;             /* loaded by store_open() */
+	struct db *db;                   /* opened by store_open(), closed by main */
+	const struct ctl_cmd *cmd;       /* the command running (for its usage text) */
+};
+
+struct ctl_cmd {
+	const char *group;               /* first word: "image" */
+	const char *verb;                /* second word: "add"; NULL for "status" */
+	const char *args;                /* synopsis of the rest: "NAME FILE [--description TEXT]" */
+	const char *help;                /* one line */
+	int (*run)(struct ctl *c, int argc, char **argv);
+};
+
+/* cmd_image.c */
+int cmd_image_add(struct ctl *c, int argc, char **argv);
+int cmd_image_list(struct ctl *c, int argc, char **argv);
+int cmd_image_rename(struct ctl *c, int argc, char **argv);
+int cmd_image_rm(struct ctl *c, int argc, char **argv);
+int cmd_image_verify(struct ctl *c, int argc, char **argv);
+int cmd_image_repair(struct ctl *c, int argc, char **argv);
+
+/* cmd_client.c */
+int cmd_client_add(struct ctl *c, int argc, char **argv);
+int cmd_client_link(struct ctl *c, int argc, char **argv);
+int cmd_client_set(struct ctl *c, int argc, char **argv);
+int cmd_client_list(struct ctl *c, int argc, char **argv);
+int cmd_client_rm(struct ctl *c, int argc, char **argv);
+
+/* cmd_status.c */
+int cmd_status(struct ctl *c, int argc, char **argv);
+int cmd_events(struct ctl *c, int argc, char **argv);
+
+#endif
