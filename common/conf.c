@@ -62,10 +62,19 @@ static const struct conf_key schema[] = {
 	  FIELD(shutdown_timeout_s), .help = "seconds SIGTERM waits for in-flight requests" },
 	{ .name = "runtime/interval_ms", .type = CONF_UINT, .def = "1000", .min = 100, .max = 60000,
 	  .live = true, FIELD(stats_interval_ms), .help = "milliseconds between refreshes of the runtime tree" },
-	{ .name = "cache/size_mb", .type = CONF_UINT, .def = "256", .min = 0, .max = 1048576, .live = true,
+	{ .name = "cache/size_mb", .type = CONF_UINT, .def = "1024", .min = 0, .max = 1048576, .live = true,
 	  FIELD(cache_size_mb), .help = "MiB of RAM for the block cache shared by all images", .note = "0 = off" },
 	{ .name = "cache/block_kb", .type = CONF_UINT, .def = "64", .min = 4, .max = 1024, .pow2 = true,
 	  FIELD(cache_block_kb), .help = "KiB per cache block (the unit read from disk on a miss)" },
+	{ .name = "overlay/dirs", .type = CONF_STR, .def = "/var/lib/bootlink/overlays", FIELD(overlay_dirs),
+	  .help = "directories for overlay files, separated by spaces (relative: to the config tree)",
+	  .note = "new overlays go to the one with the most free space" },
+	{ .name = "overlay/ram_mb", .type = CONF_UINT, .def = "64", .min = 0, .max = 1048576, .live = true,
+	  FIELD(overlay_ram_mb), .help = "MiB of RAM per ephemeral client before its writes spill to disk",
+	  .note = "takes effect at each client's next boot" },
+	{ .name = "overlay/boot_gap_s", .type = CONF_UINT, .def = "30", .min = 0, .max = 86400, .live = true,
+	  FIELD(overlay_boot_gap_s),
+	  .help = "a client that reconnects within this many seconds of its last disconnect is the same boot" },
 };
 
 /* The schema table (conf.h). */
@@ -219,6 +228,18 @@ static enum walk_kind entry_kind(int dfd, const struct dirent *de)
 
 static int walk(const char *root, const char *rel, int depth, walk_fn fn, void *arg);
 
+/* True if some key lives under top-level directory name ("listen" ...).
+ * Other top-level directories are data kept next to the settings (a test's
+ * database, runtime tree or overlays): not walked, not watched. */
+static bool namespace_known(const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < ARRAY_SIZE(schema); i++)
+		if (strncmp(schema[i].name, name, n) == 0 && schema[i].name[n] == '/')
+			return true;
+	return false;
+}
+
 /* Report one entry of directory dpath (rel from root), descend into it if a directory. */
 static int walk_entry(DIR *d, const struct dirent *de, const char *root, const char *dpath,
 		      const char *rel, int depth, walk_fn fn, void *arg)
@@ -228,6 +249,8 @@ static int walk_entry(DIR *d, const struct dirent *de, const char *root, const c
 	    snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof sub)
 		return 0;
 	struct walk_ent e = { .path = path, .rel = sub, .kind = entry_kind(dirfd(d), de) };
+	if (e.kind == W_DIR && depth == 0 && !namespace_known(de->d_name))
+		return 0;
 	int r = fn(&e, arg);
 	if (r == 0 && e.kind == W_DIR && depth < WALK_DEPTH)
 		r = walk(root, sub, depth + 1, fn, arg);

@@ -36,6 +36,9 @@ struct bl_conf {
 	unsigned stats_interval_ms;      /* runtime/interval_ms: how often the runtime tree is refreshed (live) */
 	unsigned cache_size_mb;          /* cache/size_mb: shared RAM block cache, 0 = off (live) */
 	unsigned cache_block_kb;         /* cache/block_kb: cache block size, power of two 4..1024 */
+	char overlay_dirs[CONF_PATH_MAX];/* overlay/dirs: space-separated directories */
+	unsigned overlay_ram_mb;         /* overlay/ram_mb: RAM tier per ephemeral client (live) */
+	unsigned overlay_boot_gap_s;     /* overlay/boot_gap_s: reconnect grace before a new boot (live) */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };

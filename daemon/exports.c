@@ -130,6 +130,7 @@ static int add_client(const struct db_client *dc, void *arg)
 	e->kind = EXPORT_CLIENT;
 	snprintf(e->name, sizeof e->name, "client/%s", dc->mac);
 	snprintf(e->mac, sizeof e->mac, "%s", dc->mac);
+	e->mode = dc->mode;
 	snprintf(e->description, sizeof e->description, "client %s (%s)", dc->name, dc->mac);
 	const struct export *ie = dc->image_id ? image_entry(b->t, dc->image_id, dc->image_name) : NULL;
 	if (!ie) {

@@ -29,6 +29,7 @@ struct export {
 	enum export_kind kind;
 	char description[256];
 	char mac[18];             /* EXPORT_CLIENT */
+	int mode;                 /* EXPORT_CLIENT: enum db_overlay_mode */
 	struct image *img;        /* NULL if unavailable (see error) */
 	char error[320];          /* why img is NULL */
 };

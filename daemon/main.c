@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "clients.h"
 #include "conf.h"
 #include "daemon.h"
 #include "db.h"
@@ -169,6 +170,7 @@ static void reload_conf(struct daemon *d)
 	if (conf_apply_live(&d->conf, &fresh) > 0) {
 		apply_live(&d->conf);
 		apply_live_cache(old_mb, &d->conf);
+		clients_configure(&d->conf);
 	}
 }
 
@@ -227,6 +229,7 @@ static void main_loop(struct daemon *d)
 		uint64_t now = now_ns();
 		if (now >= next_dump) {
 			reload_db(d, false); /* covers missed inotify events */
+			clients_tick(now);
 			stats_dump(d->conf.run_dir);
 			next_dump = now + (uint64_t)interval * 1000000ull;
 		}
@@ -250,6 +253,7 @@ static int start(struct daemon *d)
 		return r;
 	}
 	d->db_version = db_data_version(d->db);
+	clients_configure(&d->conf);
 	if (exports_reload(d->db) < 0)
 		return -EIO;
 	r = mkdir_p(d->conf.run_dir, 0755);
@@ -311,6 +315,7 @@ static void stop(struct daemon *d)
 	}
 	free(d->workers);
 	stats_clear(d->conf.run_dir);
+	clients_shutdown();
 	exports_shutdown();
 	db_close(d->db);
 	log_info("stopped");

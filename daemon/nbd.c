@@ -2,6 +2,7 @@
  * handshake timeout, draining on shutdown, teardown. */
 #include <stdlib.h>
 
+#include "clients.h"
 #include "daemon.h"
 #include "log.h"
 #include "nbd.h"
@@ -70,6 +71,8 @@ static void nbd_destroy(struct conn *c)
 		nbd_log(BL_INFO, n, "disconnected: %llu requests, %llu bytes read",
 			(unsigned long long)c->stat_requests, (unsigned long long)c->stat_bytes_read);
 		vdisk_put(n->vd);
+		if (n->exp.e.kind == EXPORT_CLIENT)
+			clients_release(n->exp.e.mac);
 	}
 	if (n->has_export)
 		exports_ref_release(&n->exp);

@@ -149,7 +149,7 @@ static int opt_info_go(struct nbd_conn *n, uint32_t opt, const uint8_t *d, uint3
 	struct export_ref ref;
 	if (resolve(n, opt, o.name, o.name_len, &ref) < 0)
 		return 0;
-	struct vdisk probe = { .size = ref.e.img->size, .read_only = true, .multi_conn = true };
+	struct vdisk probe = { .size = ref.e.img->size, .read_only = ref.e.kind == EXPORT_IMAGE, .multi_conn = true };
 	uint16_t tflags = nbd_tflags(n, &probe);
 	send_info(n, opt, NBD_INFO_EXPORT, &ref, tflags);
 	for (unsigned i = 0; i < o.ninfo; i++)
@@ -180,7 +180,7 @@ static int opt_export_name(struct nbd_conn *n, const uint8_t *d, uint32_t len)
 	n->exp = ref;
 	n->has_export = true;
 	n->meta_alloc = false;
-	struct vdisk probe = { .size = ref.e.img->size, .read_only = true, .multi_conn = true };
+	struct vdisk probe = { .size = ref.e.img->size, .read_only = ref.e.kind == EXPORT_IMAGE, .multi_conn = true };
 	uint8_t b[10 + 124] = { 0 };
 	put_be64(b, ref.e.img->size);
 	put_be16(b + 8, nbd_tflags(n, &probe));

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clients.h"
 #include "daemon.h"
 #include "log.h"
 #include "nbd.h"
@@ -60,9 +61,16 @@ uint16_t nbd_tflags(const struct nbd_conn *n, const struct vdisk *vd)
 
 int nbd_xmit_begin(struct nbd_conn *n)
 {
-	int r = vdisk_open_image(n->exp.e.img, &n->vd);
+	char err[320] = "";
+	int r;
+	if (n->exp.e.kind == EXPORT_CLIENT)
+		r = clients_acquire(&n->exp.e, &n->vd, err, sizeof err);
+	else
+		r = vdisk_open_image(n->exp.e.img, &n->vd);
 	if (r < 0) {
-		nbd_log(BL_ERR, n, "cannot open the disk: %s", strerror(-r));
+		snprintf(n->logtag, sizeof n->logtag, "export=%s: ", n->exp.e.name);
+		nbd_log(BL_ERR, n, "cannot open the disk: %s", err[0] ? err : strerror(-r));
+		n->vd = NULL;
 		return -1;
 	}
 	n->tflags = nbd_tflags(n, n->vd);

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "clients.h"
 #include "conn.h"
+#include "db.h"
 #include "exports.h"
 #include "image.h"
 #include "log.h"
@@ -207,11 +209,57 @@ static void dump_cache(const char *run)
 	put_file(dir, "protected_blocks", "%" PRIu64, cs.am_blocks);
 }
 
+struct cl_dump {
+	const char *base;
+	char (*keep)[96];
+	size_t n, cap;
+};
+
+static void dump_client(const struct client_info *ci, void *arg)
+{
+	struct cl_dump *d = arg;
+	char dir[1200];
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		char (*nk)[96] = realloc(d->keep, cap * sizeof *nk);
+		if (!nk)
+			return;
+		d->keep = nk;
+		d->cap = cap;
+	}
+	snprintf(d->keep[d->n++], 96, "%s", ci->mac);
+	snprintf(dir, sizeof dir, "%s/%s", d->base, ci->mac);
+	mkdir(dir, 0755);
+	put_file(dir, "mode", "%s", db_mode_name(ci->mode));
+	put_file(dir, "connections", "%u", ci->conns);
+	put_file(dir, "boots", "%" PRIu64, ci->boots);
+	put_file(dir, "overlay_dir", "%s", ci->dir);
+	put_file(dir, "overlay_ram_bytes", "%" PRIu64, ci->ram_bytes);
+	put_file(dir, "overlay_file_bytes", "%" PRIu64, ci->file_bytes);
+	put_file(dir, "writes", "%" PRIu64, ci->writes);
+	put_file(dir, "bytes_written", "%" PRIu64, ci->bytes_written);
+	put_file(dir, "write_errors", "%" PRIu64, ci->errors);
+	put_file(dir, "enospc", "%" PRIu64, ci->enospc);
+	put_file(dir, "flushes", "%" PRIu64, ci->flushes);
+}
+
+static void dump_clients(const char *run)
+{
+	char base[1100];
+	snprintf(base, sizeof base, "%s/clients", run);
+	mkdir_p(base, 0755);
+	struct cl_dump d = { .base = base };
+	clients_foreach(dump_client, &d);
+	prune(base, d.keep, d.n);
+	free(d.keep);
+}
+
 void stats_dump(const char *run)
 {
 	char base[1100];
 	dump_conns(run);
 	dump_cache(run);
+	dump_clients(run);
 	snprintf(base, sizeof base, "%s/images", run);
 	mkdir_p(base, 0755);
 	struct img_dump d = { .base = base };
@@ -222,7 +270,7 @@ void stats_dump(const char *run)
 
 void stats_clear(const char *run)
 {
-	static const char *const sub[] = { "connections", "images", "totals", "cache", "listen", "ready", "pid" };
+	static const char *const sub[] = { "connections", "images", "clients", "totals", "cache", "listen", "ready", "pid" };
 	char p[1200];
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
 		snprintf(p, sizeof p, "%s/%s", run, sub[i]);

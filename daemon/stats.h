@@ -9,6 +9,8 @@
  *   <run>/pid, <run>/ready, <run>/listen/nbd
  *   <run>/connections/<id>/{peer,export,protocol,requests,bytes_read,bytes_written,errors,since}
  *   <run>/images/<name>/{id,path,size,connections,requests,bytes_read,disk_reads,disk_bytes,errors}
+ *   <run>/clients/<mac>/{mode,connections,boots,overlay_dir,overlay_ram_bytes,overlay_file_bytes,
+ *                        writes,bytes_written,write_errors,enospc,flushes}
  *   <run>/totals/{connections,exports}
  *   <run>/cache/{capacity_bytes,used_bytes,block_size,hits,misses,waits,disk_reads,disk_bytes,
  *                evictions,promotions,errors,blocks,probation_blocks,protected_blocks}

@@ -34,6 +34,8 @@ int vdisk_submit(struct vd_req *r)
 {
 	struct vdisk *vd = r->vd;
 	r->mem = NULL;
+	r->ext = NULL;
+	r->ext_release = NULL;
 	r->niov = 0;
 	r->nblk = 0;
 	r->iov = r->iov_inline;
@@ -71,6 +73,9 @@ static void unpin_all(struct vd_req *r)
 
 void vd_req_release(struct vd_req *r)
 {
+	if (r->ext_release)
+		r->ext_release(r);
+	r->ext_release = NULL;
 	unpin_all(r);
 	free(r->mem);
 	r->mem = NULL;

@@ -67,6 +67,8 @@ struct vd_req {
 	int nblk, pending, err;
 	bool uncached;                   /* cache full: fell back to a direct read */
 	void *mem;                       /* freed by vd_req_release */
+	void *ext;                       /* a layer's per-request state ... */
+	void (*ext_release)(struct vd_req *r); /* ... released by vd_req_release */
 	struct image_read rd;
 };
 
@@ -94,6 +96,11 @@ struct vdisk {
 
 /* A read-only vdisk over img (takes a reference on img). */
 int vdisk_open_image(struct image *img, struct vdisk **out);
+/* A writable vdisk: ov over base (takes over ov and a reference on base). */
+struct overlay;
+int vdisk_open_overlay(struct vdisk *base, struct overlay *ov, struct vdisk **out);
+/* The overlay under a vdisk, or NULL (image exports). */
+struct overlay *vdisk_overlay(const struct vdisk *vd);
 void vdisk_get(struct vdisk *vd);
 void vdisk_put(struct vdisk *vd);
 

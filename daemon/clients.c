@@ -1,0 +1,273 @@
+/* clients.c — see clients.h. One mutex guards the registry; it is taken on
+ * connect, disconnect and by the main thread's tick, never per request. */
+#include "clients.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "db.h"
+#include "exports.h"
+#include "image.h"
+#include "log.h"
+#include "overlay.h"
+#include "util.h"
+#include "vdisk.h"
+
+#define MAX_DIRS 16
+
+struct cdisk {
+	struct cdisk *next;
+	char mac[18];
+	int64_t image_id;
+	int mode;
+	struct vdisk *vd;          /* this boot's disk (a reference), NULL between boots */
+	unsigned conns;
+	uint64_t last_close_ns;
+	uint64_t boots;
+	bool boot_pending;
+	char dir[1024];
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cdisk *clients;
+static char dirs[MAX_DIRS][1024];
+static int ndirs;
+static uint64_t ram_bytes, gap_ns;
+
+void clients_configure(const struct bl_conf *c)
+{
+	pthread_mutex_lock(&lock);
+	ram_bytes = (uint64_t)c->overlay_ram_mb << 20;
+	gap_ns = (uint64_t)c->overlay_boot_gap_s * 1000000000ull;
+	char list[CONF_PATH_MAX], *save = NULL;
+	snprintf(list, sizeof list, "%s", c->overlay_dirs);
+	ndirs = 0;
+	for (char *t = strtok_r(list, " \t", &save); t && ndirs < MAX_DIRS; t = strtok_r(NULL, " \t", &save)) {
+		if (t[0] == '/')
+			snprintf(dirs[ndirs], sizeof dirs[ndirs], "%s", t);
+		else
+			snprintf(dirs[ndirs], sizeof dirs[ndirs], "%.500s/%.500s", c->dir, t);
+		ndirs++;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+/* The overlay directory with the most free space (lock held). */
+static const char *choose_dir(char *why, size_t len)
+{
+	const char *best = NULL;
+	uint64_t best_free = 0;
+	for (int i = 0; i < ndirs; i++) {
+		struct statvfs st;
+		if (mkdir_p(dirs[i], 0700) < 0 || statvfs(dirs[i], &st) < 0 || access(dirs[i], W_OK) < 0) {
+			log_warn("overlay directory %s is not usable: %s", dirs[i], strerror(errno));
+			continue;
+		}
+		uint64_t fr = (uint64_t)st.f_bavail * st.f_frsize;
+		if (!best || fr > best_free) {
+			best = dirs[i];
+			best_free = fr;
+		}
+	}
+	if (!best)
+		snprintf(why, len, "no usable overlay directory (overlay/dirs): check that they exist and are writable");
+	return best;
+}
+
+static struct cdisk *find(const char *mac)
+{
+	for (struct cdisk *c = clients; c; c = c->next)
+		if (strcmp(c->mac, mac) == 0)
+			return c;
+	return NULL;
+}
+
+static void mac_stem(const char *mac, char out[16])
+{
+	int k = 0;
+	for (const char *p = mac; *p && k < 15; p++)
+		if (*p != ':')
+			out[k++] = *p;
+	out[k] = 0;
+}
+
+/* A persistent overlay belongs to one image: the .info file says which. */
+static void check_owner(const char *dir, const char *stem, const char *mac, int64_t image_id)
+{
+	char p[1200], buf[64], want[64];
+	snprintf(p, sizeof p, "%s/%s.info", dir, stem);
+	snprintf(want, sizeof want, "image_id=%lld\n", (long long)image_id);
+	if (read_small_file(p, buf, sizeof buf) >= 0 && strcmp(buf, want) != 0) {
+		log_warn("client %s: its persistent overlay in %s was made on another image (%s); discarded",
+			 mac, dir, buf);
+		overlay_remove_files(dir, stem);
+	}
+	write_small_file(p, want);
+}
+
+/* Open this boot's disk for c over e's image (lock held). */
+static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t errlen)
+{
+	char stem[16];
+	mac_stem(c->mac, stem);
+	if (!c->dir[0] || c->mode == DB_MODE_EPHEMERAL) {
+		const char *d = choose_dir(err, errlen);
+		if (!d)
+			return -ENOSPC;
+		snprintf(c->dir, sizeof c->dir, "%.1000s", d);
+	}
+	if (c->mode != DB_MODE_EPHEMERAL)
+		check_owner(c->dir, stem, c->mac, e->img->id);
+	struct vdisk *base;
+	struct overlay *ov;
+	int r = vdisk_open_image(e->img, &base);
+	if (r < 0) {
+		snprintf(err, errlen, "client %s: out of memory", c->mac);
+		return r;
+	}
+	r = overlay_open(c->mac, c->mode, e->img->size, c->dir, stem, ram_bytes, &ov, err, errlen);
+	if (r == 0) {
+		r = vdisk_open_overlay(base, ov, &c->vd);
+		if (r < 0)
+			overlay_close(ov);
+	}
+	vdisk_put(base);
+	if (r == 0) {
+		c->boots++;
+		log_info("client %s: %s overlay %s on image '%s' (%s)", c->mac, db_mode_name(c->mode),
+			 c->boots == 1 ? "opened" : "started afresh", e->img->name, c->dir);
+	}
+	return r;
+}
+
+int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&lock);
+	struct cdisk *c = find(e->mac);
+	if (!c) {
+		c = calloc(1, sizeof *c);
+		if (!c) {
+			pthread_mutex_unlock(&lock);
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		snprintf(c->mac, sizeof c->mac, "%s", e->mac);
+		c->next = clients;
+		clients = c;
+	}
+	uint64_t now = now_ns();
+	bool changed = c->image_id != e->img->id || c->mode != e->mode;
+	bool new_boot = c->boot_pending || (c->conns == 0 && now - c->last_close_ns > gap_ns);
+	if (c->vd && (changed || (new_boot && c->mode == DB_MODE_EPHEMERAL))) {
+		vdisk_put(c->vd); /* connections still on it keep it until they close */
+		c->vd = NULL;
+	}
+	c->image_id = e->img->id;
+	c->mode = e->mode;
+	c->boot_pending = false;
+	int r = 0;
+	if (!c->vd)
+		r = open_disk(c, e, err, errlen);
+	if (r == 0) {
+		c->conns++;
+		vdisk_get(c->vd);
+		*out = c->vd;
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+void clients_release(const char *mac)
+{
+	pthread_mutex_lock(&lock);
+	struct cdisk *c = find(mac);
+	if (c && c->conns) {
+		c->conns--;
+		c->last_close_ns = now_ns();
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void clients_new_boot(const char *mac)
+{
+	pthread_mutex_lock(&lock);
+	struct cdisk *c = find(mac);
+	if (c)
+		c->boot_pending = true;
+	pthread_mutex_unlock(&lock);
+}
+
+int clients_reset(const char *mac)
+{
+	char stem[16];
+	mac_stem(mac, stem);
+	pthread_mutex_lock(&lock);
+	struct cdisk *c = find(mac);
+	int r = -ENOENT;
+	if (c) {
+		if (c->vd)
+			vdisk_put(c->vd);
+		c->vd = NULL;
+		r = c->dir[0] ? overlay_remove_files(c->dir, stem) : 0;
+		c->dir[0] = 0;
+		log_info("client %s: overlay reset", mac);
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+void clients_tick(uint64_t now)
+{
+	pthread_mutex_lock(&lock);
+	for (struct cdisk *c = clients; c; c = c->next)
+		if (c->vd && c->mode == DB_MODE_EPHEMERAL && c->conns == 0 && now - c->last_close_ns > gap_ns) {
+			log_info("client %s: gone for %llu s; its ephemeral overlay is discarded", c->mac,
+				 (unsigned long long)((now - c->last_close_ns) / 1000000000ull));
+			vdisk_put(c->vd);
+			c->vd = NULL;
+		}
+	pthread_mutex_unlock(&lock);
+}
+
+void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *arg)
+{
+	pthread_mutex_lock(&lock);
+	for (struct cdisk *c = clients; c; c = c->next) {
+		struct client_info ci = { .mode = c->mode, .conns = c->conns, .boots = c->boots };
+		snprintf(ci.mac, sizeof ci.mac, "%s", c->mac);
+		snprintf(ci.dir, sizeof ci.dir, "%s", c->dir);
+		struct overlay *ov = c->vd ? vdisk_overlay(c->vd) : NULL;
+		if (ov) {
+			pthread_mutex_lock(&ov->lock);
+			ci.ram_bytes = ov_ram_bytes(ov);
+			ci.file_bytes = ov_file_bytes(ov);
+			ci.writes = ov->stat_writes;
+			ci.bytes_written = ov->stat_bytes_written;
+			ci.errors = ov->stat_errors;
+			ci.enospc = ov->stat_enospc;
+			ci.flushes = ov->stat_flushes;
+			pthread_mutex_unlock(&ov->lock);
+		}
+		cb(&ci, arg);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void clients_shutdown(void)
+{
+	pthread_mutex_lock(&lock);
+	while (clients) {
+		struct cdisk *c = clients;
+		clients = c->next;
+		if (c->vd)
+			vdisk_put(c->vd);
+		free(c);
+	}
+	pthread_mutex_unlock(&lock);
+}
