@@ -9,9 +9,12 @@
  * be a probeable device ("/dev/sda2" for btrfs) or just a name ("overlay"),
  * in which case the UUID stays "".
  *
- * ident_find() walks directories with openat()/fstatat(AT_SYMLINK_NOFOLLOW)
+ * ident_find_each() walks directories with openat()/fstatat(AT_SYMLINK_NOFOLLOW)
  * so it never follows a symlink, bounded in depth and in the number of
- * entries visited, and hashes only files of exactly the wanted size.
+ * entries visited, and hashes only files of exactly the wanted size, each
+ * (device, inode) once. It offers every candidate to a callback, so a
+ * caller can check the whole-file checksum and keep looking past a file
+ * that merely starts the same (e.g. an empty disk of the same size).
  */
 #include "ident.h"
 
@@ -354,11 +357,17 @@ int ident_full_sum(const char *path, char out[IDENT_SUM_LEN], ident_progress_fn 
 
 /* ---- finding a moved image ---- */
 
+#define SEEN_MAX 256
+
 struct walk {
 	const struct db_image *want;
+	ident_found_fn cb;
+	void *arg;
 	bool one_fs;             /* stay on filesystem dev */
 	dev_t dev;
 	unsigned long entries;   /* visited so far, capped at WALK_MAX_ENTRIES */
+	size_t nseen;            /* candidates already offered (dev, inode) */
+	struct { dev_t dev; ino_t ino; } seen[SEEN_MAX];
 	char path[PATH_MAX];     /* path of the entry being looked at */
 };
 
@@ -377,6 +386,19 @@ static bool pseudo_fs(int fd)
 	return false;
 }
 
+/* True the first time a file is seen; remembers it (while room lasts). */
+static bool first_sight(struct walk *w, const struct stat *st)
+{
+	for (size_t i = 0; i < w->nseen; i++)
+		if (w->seen[i].dev == st->st_dev && w->seen[i].ino == st->st_ino)
+			return false;
+	if (w->nseen < SEEN_MAX) {
+		w->seen[w->nseen].dev = st->st_dev;
+		w->seen[w->nseen++].ino = st->st_ino;
+	}
+	return true;
+}
+
 /* Does dfd/name (not followed if a symlink) have the wanted size and head? */
 static bool candidate_matches(int dfd, const char *name, const struct db_image *want)
 {
@@ -393,46 +415,46 @@ static bool candidate_matches(int dfd, const char *name, const struct db_image *
 
 static int walk_dir(struct walk *w, int dfd, size_t plen, int depth);
 
-/* Look at one directory entry: 0 if it is the image (w->path names it),
- * -ENOENT to go on. Directories are descended into. */
+/* Look at one directory entry: offer it to the callback if it is a
+ * candidate, descend if it is a directory. 0 to go on, else cb's value. */
 static int walk_entry(struct walk *w, int dfd, const char *name, size_t plen, int depth)
 {
 	size_t n = strlen(name);
 	struct stat st;
+	int ret = 0;
 	if (plen + 1 + n >= sizeof w->path || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -ENOENT;
+		return 0;
 	w->path[plen] = '/';
 	memcpy(w->path + plen + 1, name, n + 1);
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == w->want->size &&
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == w->want->size && first_sight(w, &st) &&
 	    candidate_matches(dfd, name, w->want))
-		return 0;
-	if (S_ISDIR(st.st_mode) && depth < IDENT_FIND_DEPTH && (!w->one_fs || st.st_dev == w->dev)) {
+		ret = w->cb(w->path, w->arg);
+	else if (S_ISDIR(st.st_mode) && depth < IDENT_FIND_DEPTH && (!w->one_fs || st.st_dev == w->dev)) {
 		int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 && pseudo_fs(fd))
 			close(fd);
-		else if (fd >= 0 && walk_dir(w, fd, plen + 1 + n, depth + 1) == 0)
-			return 0;
+		else if (fd >= 0)
+			ret = walk_dir(w, fd, plen + 1 + n, depth + 1);
 	}
 	w->path[plen] = 0;
-	return -ENOENT;
+	return ret;
 }
 
 /* Walk the directory open at dfd (taken over and closed) whose path is
- * w->path[0..plen). 0 if found, -ENOENT if not. */
+ * w->path[0..plen). 0 to go on, else cb's value. */
 static int walk_dir(struct walk *w, int dfd, size_t plen, int depth)
 {
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
-		return -ENOENT;
+		return 0;
 	}
 	struct dirent *de;
-	int ret = -ENOENT;
-	while (ret == -ENOENT && (de = readdir(d))) {
+	int ret = 0;
+	while (ret == 0 && w->entries < WALK_MAX_ENTRIES && (de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (++w->entries > WALK_MAX_ENTRIES)
-			break;
+		w->entries++;
 		ret = walk_entry(w, dirfd(d), de->d_name, plen, depth);
 	}
 	closedir(d);
@@ -443,14 +465,14 @@ static int walk_dir(struct walk *w, int dfd, size_t plen, int depth)
 static int walk_root(struct walk *w, const char *dir, bool one_fs)
 {
 	if (!realpath(dir, w->path))
-		return -ENOENT;
+		return 0;
 	int fd = open(w->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0)
-		return -ENOENT;
+		return 0;
 	if (fstat(fd, &st) < 0 || pseudo_fs(fd)) {
 		close(fd);
-		return -ENOENT;
+		return 0;
 	}
 	w->one_fs = one_fs;
 	w->dev = st.st_dev;
@@ -460,22 +482,46 @@ static int walk_root(struct walk *w, const char *dir, bool one_fs)
 	return walk_dir(w, fd, plen, 0);
 }
 
-/* Find a moved image under search_dirs, then on its filesystem. */
-int ident_find(const struct db_image *want, const char *const *search_dirs, char *found, size_t len)
+/* Offer every candidate under search_dirs, then on want's filesystem. */
+int ident_find_each(const struct db_image *want, const char *const *search_dirs,
+		    ident_found_fn cb, void *arg)
 {
 	struct walk *w = calloc(1, sizeof *w);
 	char mnt[PATH_MAX];
-	int ret = -ENOENT;
+	int ret = 0;
 	if (!w)
 		return -ENOMEM;
 	w->want = want;
-	for (size_t i = 0; search_dirs && search_dirs[i] && ret == -ENOENT; i++)
+	w->cb = cb;
+	w->arg = arg;
+	for (size_t i = 0; search_dirs && search_dirs[i] && ret == 0; i++)
 		ret = walk_root(w, search_dirs[i], false);
-	if (ret == -ENOENT && want->fs_uuid[0] &&
-	    ident_uuid_mountpoint(want->fs_uuid, mnt, sizeof mnt) == 0)
+	if (ret == 0 && want->fs_uuid[0] && ident_uuid_mountpoint(want->fs_uuid, mnt, sizeof mnt) == 0)
 		ret = walk_root(w, mnt, true);
-	if (ret == 0 && !copy_str(found, len, w->path))
-		ret = -ENAMETOOLONG;
 	free(w);
-	return ret;
+	return ret ? ret : -ENOENT;
+}
+
+struct first {
+	char *found;
+	size_t len;
+	bool fits;
+};
+
+/* ident_find() callback: keep the first candidate. */
+static int first_cb(const char *path, void *arg)
+{
+	struct first *f = arg;
+	f->fits = copy_str(f->found, f->len, path);
+	return 1;
+}
+
+/* The first candidate's path. */
+int ident_find(const struct db_image *want, const char *const *search_dirs, char *found, size_t len)
+{
+	struct first f = { found, len, false };
+	int ret = ident_find_each(want, search_dirs, first_cb, &f);
+	if (ret < 0)
+		return ret;
+	return f.fits ? 0 : -ENAMETOOLONG;
 }

@@ -54,13 +54,23 @@ typedef int (*ident_progress_fn)(uint64_t done, uint64_t total, void *arg);
  * every chunk and once at the end. */
 int ident_full_sum(const char *path, char out[IDENT_SUM_LEN], ident_progress_fn cb, void *arg);
 
-/* Find a moved image: a regular file with want->size bytes whose head_sum
+/* Called by ident_find_each() for each candidate: a regular file with the
+ * wanted size and head_sum. Return 0 to go on, a positive value to stop. */
+typedef int (*ident_found_fn)(const char *path, void *arg);
+
+/* Find a moved image: regular files with want->size bytes whose head_sum
  * matches, under search_dirs (NULL-terminated, may be NULL; missing ones
  * skipped) and then under the mount point of want->fs_uuid if mounted
  * (that walk stays on that filesystem). At most IDENT_FIND_DEPTH levels,
- * symlinks never followed, pseudo filesystems (proc, sysfs...) skipped.
- * The first match goes to found. -ENOENT if none, -ENAMETOOLONG if the
- * match does not fit in len. */
+ * symlinks never followed, pseudo filesystems (proc, sysfs...) skipped,
+ * each file offered once even if reached from two search dirs, and the
+ * walk gives up after a million directory entries. Returns cb's positive
+ * value, or -ENOENT when the walk ended without cb stopping it. */
+int ident_find_each(const struct db_image *want, const char *const *search_dirs,
+		    ident_found_fn cb, void *arg);
+
+/* ident_find_each() taking the first candidate: its path goes to found.
+ * -ENOENT if none, -ENAMETOOLONG if it does not fit in len. */
 int ident_find(const struct db_image *want, const char *const *search_dirs, char *found, size_t len);
 
 #endif

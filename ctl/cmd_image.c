@@ -470,25 +470,44 @@ static int not_found(const struct db_image *img, const char *problem, const char
 			where[0] ? where : "no directory", IDENT_FIND_DEPTH, img->name);
 }
 
-/* Point img at found (after checking its checksum unless forced). */
-static int repoint(struct ctl *c, struct db_image *img, const char *found, bool force)
+struct pick {
+	const struct db_image *img;
+	char found[DB_PATH_MAX];       /* the file whose checksum matches */
+	char sum[IDENT_SUM_LEN];
+	char other[DB_PATH_MAX];       /* first candidate whose checksum differs */
+	char other_sum[IDENT_SUM_LEN];
+};
+
+/* ident_find_each callback: stop at the first candidate with the recorded
+ * checksum (or any, if none was recorded); remember the first other. */
+static int pick_cb(const char *path, void *arg)
 {
-	char sum[IDENT_SUM_LEN], old[DB_PATH_MAX];
-	struct ident id;
-	int ret = ident_of_file(found, &id);
-	if (ret < 0 || (ret = checksum(img->name, found, sum)) < 0)
-		return out_fail("image '%s': cannot read %s: %s", img->name, found, strerror(-ret));
-	bool same = !img->full_sum[0] || strcmp(sum, img->full_sum) == 0;
-	out_str("path", found);
-	if (!same && !force) {
-		out_str("result", "mismatch");
-		return out_fail("image '%s': found %s with the same size and first MiB, but its "
-				"checksum differs from the recorded one; not re-pointing. If it is the "
-				"right file, accept it with: bootlinkctl image repair %s --search DIR "
-				"--force", img->name, found, img->name);
+	struct pick *p = arg;
+	char sum[IDENT_SUM_LEN];
+	if (strlen(path) >= sizeof p->found || checksum(p->img->name, path, sum) < 0)
+		return 0;
+	if (!p->img->full_sum[0] || strcmp(sum, p->img->full_sum) == 0) {
+		set_str(p->found, sizeof p->found, path);
+		set_str(p->sum, sizeof p->sum, sum);
+		return 1;
 	}
+	if (!p->other[0]) {
+		set_str(p->other, sizeof p->other, path);
+		set_str(p->other_sum, sizeof p->other_sum, sum);
+	}
+	return 0;
+}
+
+/* Point img at path (whose checksum is sum) and record the event. */
+static int repoint(struct ctl *c, struct db_image *img, const char *path, const char *sum, bool same)
+{
+	char old[DB_PATH_MAX];
+	struct ident id;
+	int ret = ident_of_file(path, &id);
+	if (ret < 0)
+		return out_fail("image '%s': cannot read %s: %s", img->name, path, strerror(-ret));
 	set_str(old, sizeof old, img->path);
-	set_str(img->path, sizeof img->path, found);
+	set_str(img->path, sizeof img->path, path);
 	ident_to_image(&id, img);
 	set_str(img->full_sum, sizeof img->full_sum, sum);
 	if ((ret = store_begin(c)))
@@ -496,13 +515,32 @@ static int repoint(struct ctl *c, struct db_image *img, const char *found, bool 
 	if ((ret = db_image_update(c->db, img)) < 0)
 		return store_abort(c, store_fail(ret, "updating image '%s'", img->name));
 	if ((ret = store_commit(c, NULL, "image", "image repair %s: %s -> %s%s", img->name, old,
-				found, same ? "" : " (checksum changed, forced)")))
+				path, same ? "" : " (checksum changed, forced)")))
 		return ret;
 	int n = db_image_count_clients(c->db, img->id);
+	out_str("path", path);
 	out_str("result", "repaired");
 	out_text("image '%s': re-pointed %s -> %s (%s; %d client%s still linked)\n", img->name, old,
-		 found, same ? "checksum verified" : "new checksum accepted", n < 0 ? 0 : n, plural(n));
+		 path, same ? "checksum verified" : "new checksum accepted", n < 0 ? 0 : n, plural(n));
 	return CTL_OK;
+}
+
+/* Act on what the search found: the image, only a look-alike, or nothing. */
+static int repair_found(struct ctl *c, struct db_image *img, const struct pick *p, bool force,
+			const char *problem, const char *const *dirs)
+{
+	if (p->found[0])
+		return repoint(c, img, p->found, p->sum, true);
+	if (!p->other[0])
+		return not_found(img, problem, dirs);
+	if (force)
+		return repoint(c, img, p->other, p->other_sum, false);
+	out_str("path", p->other);
+	out_str("result", "mismatch");
+	return out_fail("image '%s': %s %s; %s has the same size and first MiB but a different "
+			"checksum, so it was not taken. If it is the right file, accept it with: "
+			"bootlinkctl image repair %s --search DIR --force", img->name, img->path,
+			problem, p->other, img->name);
 }
 
 /* image repair NAME [--search DIR]... [--force] */
@@ -515,7 +553,7 @@ int cmd_image_repair(struct ctl *c, int argc, char **argv)
 					 { .name = "force", .flag = &force }, { 0 } };
 	struct db_image img;
 	struct ident id;
-	char parents[3][DB_PATH_MAX], found[DB_PATH_MAX];
+	char parents[3][DB_PATH_MAX];
 	int ret = args_parse(c, argc, argv, opts, pos);
 	if (ret || (ret = store_open(c, false)) || (ret = store_image(c, pos[0], &img)))
 		return ret;
@@ -530,10 +568,15 @@ int cmd_image_repair(struct ctl *c, int argc, char **argv)
 	for (size_t i = 0; i < np; i++)
 		dirs[n++] = parents[i];
 	dirs[n] = NULL;
-	ret = ident_find(&img, dirs, found, sizeof found);
-	if (ret == -ENOENT)
-		return not_found(&img, problem, dirs);
-	if (ret < 0)
-		return out_fail("image '%s': searching failed: %s", img.name, strerror(-ret));
-	return repoint(c, &img, found, force);
+	struct pick *p = calloc(1, sizeof *p);
+	if (!p)
+		return out_fail("out of memory");
+	p->img = &img;
+	ret = ident_find_each(&img, dirs, pick_cb, p);
+	if (ret < 0 && ret != -ENOENT)
+		ret = out_fail("image '%s': searching failed: %s", img.name, strerror(-ret));
+	else
+		ret = repair_found(c, &img, p, force, problem, dirs);
+	free(p);
+	return ret;
 }
