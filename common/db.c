@@ -32,6 +32,7 @@
 
 struct db {
 	sqlite3 *h;
+	bool opening;            /* in db_open: errors go to its err text, not the log */
 	char path[DB_PATH_MAX];
 };
 
@@ -88,13 +89,14 @@ static int db_errno(struct db *db, int rc, int fk, const char *what)
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		log_warn("database %s: %s: locked by another process for more than 5 s",
-			 db->path, what);
+		log_debug("database %s: %s: locked by another process for more than 5 s",
+			  db->path, what);
 		return -EBUSY;
 	case SQLITE_NOMEM:
 		return -ENOMEM;
 	}
-	log_err("database %s: %s: %s", db->path, what, sqlite3_errmsg(db->h));
+	if (!db->opening)
+		log_err("database %s: %s: %s", db->path, what, sqlite3_errmsg(db->h));
 	return -EIO;
 }
 
@@ -217,7 +219,8 @@ static int migrate(struct db *db, char *err, size_t errlen)
 fail:
 	db_rollback(db);
 	snprintf(err, errlen, "database %s: cannot set up the schema (%s): check that the file is "
-		 "a bootlink database and writable", db->path, strerror(-ret));
+		 "a bootlink database and writable", db->path,
+		 ret == -EIO ? sqlite3_errmsg(db->h) : strerror(-ret));
 	return ret;
 }
 
@@ -230,8 +233,9 @@ static int configure(struct db *db, char *err, size_t errlen)
 	if (ret == 0)
 		ret = exec_sql(db, "PRAGMA journal_mode = WAL", "WAL mode");
 	if (ret < 0)
-		snprintf(err, errlen, "database %s: cannot configure it (%s): is it a sqlite "
-			 "database, and is its directory writable?", db->path, strerror(-ret));
+		snprintf(err, errlen, "database %s: cannot open it (%s): is it a sqlite database, "
+			 "and are it and its directory writable?", db->path,
+			 ret == -EIO ? sqlite3_errmsg(db->h) : strerror(-ret));
 	return ret;
 }
 
@@ -282,6 +286,7 @@ int db_open(const char *path, bool create, struct db **out, char *err, size_t er
 		return -ENOMEM;
 	}
 	snprintf(db->path, sizeof db->path, "%s", path);
+	db->opening = true;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
 	int rc = sqlite3_open_v2(path, &db->h, flags, NULL);
 	if (rc != SQLITE_OK) {
@@ -293,6 +298,7 @@ int db_open(const char *path, bool create, struct db **out, char *err, size_t er
 	}
 	if ((ret = configure(db, err, errlen)) < 0 || (ret = migrate(db, err, errlen)) < 0)
 		goto fail;
+	db->opening = false;
 	*out = db;
 	return 0;
 fail:

@@ -30,15 +30,13 @@ static struct {
 	char error[1024];        /* last out_fail() message */
 } o;
 
-/* Append a container to the document (opening the root first if needed). */
-static void open_container(const char *key, bool array);
-
 /* Switch to JSON mode. */
 void out_set_json(void)
 {
 	o.json = true;
 }
 
+/* Is JSON mode on? */
 bool out_json(void)
 {
 	return o.json;
@@ -63,6 +61,7 @@ static void fail_line(const char *fmt, va_list ap)
 	fprintf(stderr, "bootlinkctl: %s\n", o.error);
 }
 
+/* Error line; returns CTL_ERR. */
 int out_fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -72,6 +71,7 @@ int out_fail(const char *fmt, ...)
 	return CTL_ERR;
 }
 
+/* Usage error line; returns CTL_USAGE. */
 int out_fail_usage(const char *fmt, ...)
 {
 	va_list ap;
@@ -171,6 +171,7 @@ static void begin_value(const char *key)
 	}
 }
 
+/* Begin an object or array as the next value. */
 static void open_container(const char *key, bool array)
 {
 	if (!doc_ready())
@@ -186,11 +187,13 @@ static void open_container(const char *key, bool array)
 	o.depth++;
 }
 
+/* Begin an object. */
 void out_obj(const char *key)
 {
 	open_container(key, false);
 }
 
+/* Begin an array. */
 void out_arr(const char *key)
 {
 	open_container(key, true);
@@ -205,12 +208,14 @@ static void close_container(void)
 	fputc(o.array[o.depth] ? ']' : '}', o.doc);
 }
 
+/* End the innermost object or array (never the root). */
 void out_end(void)
 {
 	if (o.doc && o.depth > 1)
 		close_container();
 }
 
+/* A string member or element. */
 void out_str(const char *key, const char *v)
 {
 	if (!doc_ready())
@@ -219,6 +224,7 @@ void out_str(const char *key, const char *v)
 	put_string(v);
 }
 
+/* An integer member or element. */
 void out_int(const char *key, int64_t v)
 {
 	if (!doc_ready())
@@ -227,6 +233,7 @@ void out_int(const char *key, int64_t v)
 	fprintf(o.doc, "%lld", (long long)v);
 }
 
+/* A boolean member or element. */
 void out_bool(const char *key, bool v)
 {
 	if (!doc_ready())
@@ -268,6 +275,7 @@ struct out_table {
 	char **cells;            /* nrows * ncols, row-major */
 };
 
+/* An empty table with these columns (kept by reference). */
 struct out_table *out_table_new(const struct out_col *cols, size_t ncols)
 {
 	struct out_table *t = calloc(1, sizeof *t);
@@ -278,6 +286,7 @@ struct out_table *out_table_new(const struct out_col *cols, size_t ncols)
 	return t;
 }
 
+/* Append a row (cells copied). */
 int out_table_row(struct out_table *t, const char *const *cells)
 {
 	if (t->nrows == t->cap) {
@@ -301,11 +310,13 @@ int out_table_row(struct out_table *t, const char *const *cells)
 	return 0;
 }
 
+/* Rows so far. */
 size_t out_table_rows(const struct out_table *t)
 {
 	return t->nrows;
 }
 
+/* Free a table (NULL is fine). */
 void out_table_free(struct out_table *t)
 {
 	if (!t)
@@ -398,6 +409,7 @@ static void print_json(const struct out_table *t, const char *key)
 	out_end();
 }
 
+/* Print as text or JSON, then free. */
 void out_table_print(struct out_table *t, const char *json_key, const char *empty_msg)
 {
 	if (o.json)
@@ -411,6 +423,7 @@ void out_table_print(struct out_table *t, const char *json_key, const char *empt
 
 /* ---- formatting ---- */
 
+/* Binary-unit size with one decimal below 10. */
 const char *out_size(uint64_t bytes, char buf[32])
 {
 	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
@@ -428,6 +441,7 @@ const char *out_size(uint64_t bytes, char buf[32])
 	return buf;
 }
 
+/* Local time, or "never". */
 const char *out_time(int64_t t, char buf[32])
 {
 	struct tm tm;
