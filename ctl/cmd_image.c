@@ -463,7 +463,7 @@ static int not_found(const struct db_image *img, const char *problem, const char
 	if (img->fs_uuid[0] && ident_uuid_mountpoint(img->fs_uuid, mnt, sizeof mnt) == 0)
 		append(where, sizeof where, &used, "%s%s (filesystem %s)", used ? ", " : "", mnt,
 		       img->fs_uuid);
-	out_str("result", "not found");
+	out_str("result", "not_found");
 	return out_fail("image '%s': %s %s, and no file of %llu bytes with the same first MiB was "
 			"found under %s (depth %d); find the file and run: bootlinkctl image repair %s "
 			"--search DIR", img->name, img->path, problem, (unsigned long long)img->size,
