@@ -27,7 +27,7 @@ enum { B_FREE, B_LOADING, B_VALID, B_DEAD };
 enum { L_NONE, L_FREE, L_SPARE, L_A1, L_AM };
 
 struct cblock {
-	struct uop uop;              /* the loader's disk read */
+	struct image_read rd;        /* the loader's read (base + version deltas) */
 	struct cblock *hnext;        /* hash chain */
 	struct cblock *prev, *next;  /* list (free, spare, A1, Am) */
 	int64_t img_id;
@@ -37,7 +37,7 @@ struct cblock {
 	struct worker *lw;           /* loader's worker */
 	struct cwait *waiters;
 	uint64_t loader_conn;
-	uint32_t valid, want, got;
+	uint32_t valid, want;
 	int pins;
 	uint8_t state, list;
 	bool ref;                    /* CLOCK bit (Am) */
@@ -428,7 +428,7 @@ enum cache_get_result cache_get(struct image *img, uint64_t blk, uint64_t conn_i
 	b->pins = 1;
 	b->ref = false;
 	b->loader_conn = conn_id;
-	b->valid = b->got = 0;
+	b->valid = 0;
 	uint64_t off = blk * C.bs;
 	b->want = off < img->size ? (uint32_t)MIN((uint64_t)C.bs, img->size - off) : 0;
 	wt->next = NULL;
@@ -469,7 +469,7 @@ static void load_finish(struct cblock *b, int res)
 	b->waiters = NULL;
 	b->img = NULL;
 	C.st.disk_reads++;
-	C.st.disk_bytes += b->got;
+	C.st.disk_bytes += b->rd.got;
 	if (res == 0) {
 		b->state = B_VALID;
 		b->valid = b->want;
@@ -481,53 +481,23 @@ static void load_finish(struct cblock *b, int res)
 		b->state = B_DEAD;
 	}
 	pthread_mutex_unlock(&C.lock);
-	__atomic_fetch_add(&img->stat_disk_reads, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&img->stat_disk_bytes, b->got, __ATOMIC_RELAXED);
-	if (res < 0)
-		__atomic_fetch_add(&img->stat_errors, 1, __ATOMIC_RELAXED);
 	struct worker *self = b->lw;
 	image_put(img);
 	wake_waiters(wt, self, res);
 }
 
-static void submit_load(struct cblock *b)
+static void on_load(struct image_read *rd, int res)
 {
-	struct io_uring_sqe *sqe = worker_sqe(b->lw);
-	/* O_DIRECT wants aligned lengths: ask for whole 4 KiB units; the
-	 * kernel stops at the end of the file. */
-	uint32_t len = (uint32_t)ALIGN_UP(b->want, IMAGE_ALIGN) - b->got;
-	io_uring_prep_read(sqe, b->img->fd, b->data + b->got, len, b->blk * C.bs + b->got);
-	io_uring_sqe_set_data64(sqe, ud_make(&b->uop, UD_OP));
-}
-
-static void on_load(struct uop *op, int res, uint32_t flags)
-{
-	struct cblock *b = (struct cblock *)op;
-	(void)flags;
-	if (res == -EAGAIN || res == -EINTR) {
-		submit_load(b);
-		return;
-	}
-	if (res > 0) {
-		b->got += res;
-		if (b->got < b->want) {
-			submit_load(b);
-			return;
-		}
-	}
-	load_finish(b, res < 0 ? res : (b->got < b->want ? -EIO : 0));
+	load_finish((struct cblock *)rd, res);
 }
 
 void cache_load(struct cblock *b, struct worker *w, struct cwait *wt)
 {
 	(void)wt;
 	b->lw = w;
-	b->uop.cb = on_load;
-	if (b->want == 0) {
-		load_finish(b, 0);
-		return;
-	}
-	submit_load(b);
+	b->rd.done = on_load;
+	/* Whole 4 KiB units (O_DIRECT); the read stops at the end of the file. */
+	image_read_into(&b->rd, w, b->img, b->blk * C.bs, ALIGN_UP(b->want, IMAGE_ALIGN), b->data);
 }
 
 /* A prefetch is a waiter with nobody behind it: it only unpins. */

@@ -102,7 +102,7 @@ static int add_image(const struct db_image *di, void *arg)
 	snprintf(e->name, sizeof e->name, "%s", di->name);
 	snprintf(e->description, sizeof e->description, "%s", di->description);
 	e->img = reuse_image(b->old, di);
-	if (!e->img && image_open(di, &e->img, e->error, sizeof e->error) < 0) {
+	if (!e->img && image_open(di, di->id, 1, NULL, 0, &e->img, e->error, sizeof e->error) < 0) {
 		e->img = NULL;
 		log_err("%s", e->error);
 	}

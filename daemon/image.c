@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "overlay.h"
 #include "util.h"
 
 /* Build the data-extent map with SEEK_DATA/SEEK_HOLE. Filesystems without
@@ -50,13 +51,35 @@ static int map_extents(struct image *img)
 	return 0;
 }
 
-int image_open(const struct db_image *di, struct image **out, char *err, size_t errlen)
+/* Open the committed deltas of a version (read-only maps). */
+static int open_deltas(struct image *img, const struct db_image *di, const struct image_layer_spec *sp, int n,
+		       char *err, size_t errlen)
+{
+	img->deltas = calloc(n ? n : 1, sizeof *img->deltas);
+	if (!img->deltas)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		struct image_delta *d = &img->deltas[i];
+		int r = overlay_open_ro(di->name, img->size, sp[i].data_path, sp[i].map_path, &d->map, err, errlen);
+		if (r < 0)
+			return r;
+		d->fd = d->map->data_fd;
+		img->ndeltas++;
+	}
+	return 0;
+}
+
+int image_open(const struct db_image *di, int64_t version_id, int version,
+	       const struct image_layer_spec *deltas, int ndeltas,
+	       struct image **out, char *err, size_t errlen)
 {
 	struct image *img = calloc(1, sizeof *img);
 	if (!img)
 		return -ENOMEM;
 	img->refs = 1;
-	img->id = di->id;
+	img->id = version_id;
+	img->image_id = di->id;
+	img->version = version;
 	snprintf(img->name, sizeof img->name, "%s", di->name);
 	snprintf(img->path, sizeof img->path, "%s", di->path);
 	img->direct = true;
@@ -92,12 +115,14 @@ int image_open(const struct db_image *di, struct image **out, char *err, size_t 
 		snprintf(err, errlen, "image '%s': out of memory mapping extents", di->name);
 		goto fail;
 	}
+	r = open_deltas(img, di, deltas, ndeltas, err, errlen);
+	if (r < 0)
+		goto fail;
 	*out = img;
 	return 0;
 fail:
-	if (img->fd >= 0)
-		close(img->fd);
-	free(img);
+	img->refs = 1;
+	image_put(img);
 	return r;
 }
 
@@ -110,7 +135,11 @@ void image_put(struct image *img)
 {
 	if (!img || __atomic_sub_fetch(&img->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	close(img->fd);
+	if (img->fd >= 0)
+		close(img->fd);
+	for (int i = 0; i < img->ndeltas; i++)
+		overlay_close(img->deltas[i].map);
+	free(img->deltas);
 	free(img->data);
 	free(img);
 }
@@ -129,7 +158,53 @@ static size_t first_extent_after(const struct image *img, uint64_t off)
 	return lo;
 }
 
+/* The topmost delta state of 4 KiB block b (OV_ABSENT if no delta has it). */
+static enum ov_state delta_state(const struct image *img, uint64_t b, int *which)
+{
+	for (int i = img->ndeltas; i-- > 0;) {
+		enum ov_state st = ov_get(img->deltas[i].map, b, NULL);
+		if (st != OV_ABSENT) {
+			*which = i;
+			return st;
+		}
+	}
+	return OV_ABSENT;
+}
+
+static bool base_extent_at(const struct image *img, uint64_t off, uint64_t len, uint64_t *len_out);
+
 bool image_extent_at(const struct image *img, uint64_t off, uint64_t len, uint64_t *len_out)
+{
+	if (!img->ndeltas)
+		return base_extent_at(img, off, len, len_out);
+	/* Walk 4 KiB blocks: a delta's block decides; else the base does. */
+	int which;
+	uint64_t b = off / OV_BLOCK;
+	enum ov_state st = delta_state(img, b, &which);
+	bool hole;
+	uint64_t run;
+	if (st == OV_ABSENT)
+		hole = base_extent_at(img, off, MIN(len, (b + 1) * OV_BLOCK - off), &run);
+	else {
+		hole = st == OV_ZERO;
+		run = MIN(len, (b + 1) * OV_BLOCK - off);
+	}
+	while (run < len) {
+		uint64_t o = off + run, l;
+		b = o / OV_BLOCK;
+		enum ov_state s2 = delta_state(img, b, &which);
+		bool h2 = s2 == OV_ABSENT ? base_extent_at(img, o, MIN(len - run, OV_BLOCK), &l) : s2 == OV_ZERO;
+		if (s2 != OV_ABSENT)
+			l = MIN(len - run, OV_BLOCK);
+		if (h2 != hole)
+			break;
+		run += l;
+	}
+	*len_out = run;
+	return hole;
+}
+
+static bool base_extent_at(const struct image *img, uint64_t off, uint64_t len, uint64_t *len_out)
 {
 	size_t i = first_extent_after(img, off);
 	if (i < img->ndata && img->data[i].off <= off) {
@@ -150,11 +225,89 @@ bool image_is_hole(const struct image *img, uint64_t off, uint64_t len)
 	return image_extent_at(img, off, len, &n) && n == len;
 }
 
+struct image_dread {
+	struct uop uop;
+	struct image_read *r;
+	int fd;
+	uint64_t off;            /* disk offset */
+	uint32_t len, got;
+};
+
 static void submit_read(struct image_read *r)
 {
 	struct io_uring_sqe *sqe = worker_sqe(r->w);
 	io_uring_prep_read(sqe, r->img->fd, (uint8_t *)r->buf + r->got, r->alen - r->got, r->aoff + r->got);
 	io_uring_sqe_set_data64(sqe, ud_make(&r->uop, UD_OP));
+}
+
+static void read_finish(struct image_read *r, int res)
+{
+	free(r->dreads);
+	r->dreads = NULL;
+	if (res < 0)
+		__atomic_fetch_add(&r->img->stat_errors, 1, __ATOMIC_RELAXED);
+	r->done(r, res);
+}
+
+static void dread_submit(struct image_dread *d)
+{
+	struct image_read *r = d->r;
+	struct io_uring_sqe *sqe = worker_sqe(r->w);
+	io_uring_prep_read(sqe, d->fd, (uint8_t *)r->buf + (d->off - r->aoff) + d->got, d->len - d->got, d->off + d->got);
+	io_uring_sqe_set_data64(sqe, ud_make(&d->uop, UD_OP));
+}
+
+static void dread_done(struct uop *op, int res, uint32_t flags)
+{
+	struct image_dread *d = (struct image_dread *)op;
+	struct image_read *r = d->r;
+	(void)flags;
+	if (res == -EAGAIN || res == -EINTR || (res > 0 && (d->got += res) < d->len)) {
+		dread_submit(d);
+		return;
+	}
+	if (res < 0)
+		r->err = res;
+	else if (res == 0 && d->got < d->len) /* end of a delta file: the rest is zeros */
+		memset((uint8_t *)r->buf + (d->off - r->aoff) + d->got, 0, d->len - d->got);
+	if (--r->pending == 0)
+		read_finish(r, r->err);
+}
+
+/* The base is in r->buf: lay the deltas' blocks over it. */
+static void apply_deltas(struct image_read *r)
+{
+	struct image *img = r->img;
+	uint64_t end = r->aoff + r->want;
+	size_t n = 0, cap = (r->want + OV_BLOCK - 1) / OV_BLOCK;
+	r->dreads = calloc(cap ? cap : 1, sizeof *r->dreads);
+	if (!r->dreads) {
+		read_finish(r, -ENOMEM);
+		return;
+	}
+	for (uint64_t o = r->aoff; o < end; o += OV_BLOCK) {
+		int which;
+		uint32_t l = (uint32_t)MIN(OV_BLOCK, end - o);
+		enum ov_state st = delta_state(img, o / OV_BLOCK, &which);
+		if (st == OV_ZERO) {
+			memset((uint8_t *)r->buf + (o - r->aoff), 0, l);
+		} else if (st == OV_FILE) {
+			struct image_dread *p = n ? &r->dreads[n - 1] : NULL;
+			if (p && p->fd == img->deltas[which].fd && p->off + p->len == o)
+				p->len += l;
+			else
+				r->dreads[n++] = (struct image_dread){ .uop.cb = dread_done, .r = r,
+					.fd = img->deltas[which].fd, .off = o, .len = l };
+		}
+	}
+	if (!n) {
+		read_finish(r, 0);
+		return;
+	}
+	r->pending = (int)n;
+	r->err = 0;
+	for (size_t i = 0; i < n; i++)
+		dread_submit(&r->dreads[i]);
 }
 
 static void on_read(struct uop *op, int res, uint32_t flags)
@@ -166,37 +319,53 @@ static void on_read(struct uop *op, int res, uint32_t flags)
 		return;
 	}
 	if (res < 0) {
-		__atomic_fetch_add(&r->img->stat_errors, 1, __ATOMIC_RELAXED);
-		r->done(r, res);
+		read_finish(r, res);
 		return;
 	}
 	r->got += res;
 	__atomic_fetch_add(&r->img->stat_disk_bytes, (uint64_t)res, __ATOMIC_RELAXED);
 	if (r->got >= r->want) {
-		r->done(r, 0);
+		if (r->img->ndeltas)
+			apply_deltas(r);
+		else
+			read_finish(r, 0);
 		return;
 	}
 	if (res == 0) {
 		/* End of file before the size we were told: the file shrank. */
-		__atomic_fetch_add(&r->img->stat_errors, 1, __ATOMIC_RELAXED);
-		r->done(r, -EIO);
+		read_finish(r, -EIO);
 		return;
 	}
 	submit_read(r); /* short read in the middle: continue */
 }
 
-int image_read(struct image_read *r, struct worker *w, struct image *img, uint64_t off, uint64_t len)
+int image_read_into(struct image_read *r, struct worker *w, struct image *img, uint64_t aoff,
+		    size_t alen, void *buf)
 {
 	r->uop.cb = on_read;
 	r->img = img;
 	r->w = w;
-	r->aoff = ALIGN_DOWN(off, IMAGE_ALIGN);
-	r->alen = ALIGN_UP(off + len, IMAGE_ALIGN) - r->aoff;
-	r->want = MIN(r->alen, img->size - r->aoff);
+	r->buf = buf;
+	r->aoff = aoff;
+	r->alen = alen;
+	r->want = aoff < img->size ? MIN(alen, img->size - aoff) : 0;
 	r->got = 0;
-	if (posix_memalign(&r->buf, IMAGE_ALIGN, r->alen) != 0)
-		return -ENOMEM;
+	r->dreads = NULL;
 	__atomic_fetch_add(&img->stat_disk_reads, 1, __ATOMIC_RELAXED);
+	if (r->want == 0) {
+		r->done(r, 0);
+		return 0;
+	}
 	submit_read(r);
 	return 0;
+}
+
+int image_read(struct image_read *r, struct worker *w, struct image *img, uint64_t off, uint64_t len)
+{
+	uint64_t aoff = ALIGN_DOWN(off, IMAGE_ALIGN);
+	size_t alen = ALIGN_UP(off + len, IMAGE_ALIGN) - aoff;
+	void *buf;
+	if (posix_memalign(&buf, IMAGE_ALIGN, alen) != 0)
+		return -ENOMEM;
+	return image_read_into(r, w, img, aoff, alen, buf);
 }

@@ -30,9 +30,27 @@ struct extent {
 	uint64_t off, len;
 };
 
+struct overlay;
+
+/* A committed version's changes: an overlay data file and its block map,
+ * frozen (read-only). */
+struct image_delta {
+	int fd;
+	struct overlay *map;
+};
+
+/* Where a version's delta files are (from the database). */
+struct image_layer_spec {
+	const char *data_path, *map_path;
+};
+
 struct image {
 	int refs;                 /* atomic */
-	int64_t id;
+	int64_t id;               /* the version's id: the cache's key */
+	int64_t image_id;         /* images.id */
+	int version;              /* version number (1 = as added) */
+	struct image_delta *deltas; /* versions after the base, bottom to top */
+	int ndeltas;
 	char name[64];
 	char path[1024];
 	int fd;
@@ -46,9 +64,13 @@ struct image {
 	unsigned stat_connections;
 };
 
-/* Open the image described by di. On failure err says why in one line
- * ("image 'win10': cannot open /srv/win10.img: No such file or directory"). */
-int image_open(const struct db_image *di, struct image **out, char *err, size_t errlen);
+/* Open version `version` (id version_id) of the image described by di: its
+ * base file plus ndeltas committed deltas, bottom to top. On failure err
+ * says why in one line ("image 'win10': cannot open /srv/win10.img: No such
+ * file or directory"). */
+int image_open(const struct db_image *di, int64_t version_id, int version,
+	       const struct image_layer_spec *deltas, int ndeltas,
+	       struct image **out, char *err, size_t errlen);
 void image_get(struct image *img);
 void image_put(struct image *img);
 
@@ -58,21 +80,28 @@ bool image_is_hole(const struct image *img, uint64_t off, uint64_t len);
  * of the run of the same kind and returns true if that run is a hole. */
 bool image_extent_at(const struct image *img, uint64_t off, uint64_t len, uint64_t *len_out);
 
-/* One asynchronous aligned read. */
+/* One asynchronous aligned read: the base file (O_DIRECT), then the
+ * blocks the version's deltas changed, read over it. */
 struct image_read {
 	struct uop uop;
 	struct image *img;
 	struct worker *w;
-	void *buf;                /* IMAGE_ALIGN-aligned, alen bytes; owner frees with free() */
+	void *buf;                /* IMAGE_ALIGN-aligned, alen bytes */
 	uint64_t aoff;            /* aligned start */
 	size_t alen;              /* aligned length */
 	size_t want;              /* bytes that exist in the file from aoff (<= alen) */
 	size_t got;
+	int pending, err;         /* delta phase */
+	struct image_dread *dreads;
 	void (*done)(struct image_read *r, int res); /* res 0 or -errno */
 };
 
-/* Allocate r->buf and submit the read of [off, off+len) on w's ring.
+/* Allocate r->buf (the owner frees it) and read [off, off+len) on w's ring.
  * Returns 0 (done will be called) or -errno (it will not). */
 int image_read(struct image_read *r, struct worker *w, struct image *img, uint64_t off, uint64_t len);
+/* Read the aligned range [aoff, aoff+alen) into buf (IMAGE_ALIGN-aligned,
+ * e.g. a cache block). Returns 0 (done will be called) or -errno. */
+int image_read_into(struct image_read *r, struct worker *w, struct image *img, uint64_t aoff,
+		    size_t alen, void *buf);
 
 #endif

@@ -81,6 +81,9 @@ struct overlay {
  * reason on failure. */
 int overlay_open(const char *name, int mode, uint64_t size, const char *dir, const char *file_stem,
 		 uint64_t ram_bytes, struct overlay **out, char *err, size_t errlen);
+/* Open a committed version's delta (data + map) read-only. */
+int overlay_open_ro(const char *name, uint64_t size, const char *data_path, const char *map_path,
+		    struct overlay **out, char *err, size_t errlen);
 void overlay_close(struct overlay *ov);
 /* Delete a persistent overlay's files (overlay reset). */
 int overlay_remove_files(const char *dir, const char *file_stem);

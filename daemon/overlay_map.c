@@ -257,6 +257,45 @@ fail:
 	return r;
 }
 
+int overlay_open_ro(const char *name, uint64_t size, const char *data_path, const char *map_path,
+		    struct overlay **out, char *err, size_t errlen)
+{
+	struct overlay *ov = calloc(1, sizeof *ov);
+	if (!ov)
+		return -ENOMEM;
+	pthread_mutex_init(&ov->lock, NULL);
+	snprintf(ov->name, sizeof ov->name, "%s", name);
+	snprintf(ov->data_path, sizeof ov->data_path, "%s", data_path);
+	snprintf(ov->map_path, sizeof ov->map_path, "%s", map_path);
+	ov->mode = DB_MODE_PERSISTENT;
+	ov->size = size;
+	ov->nblocks = (size + OV_BLOCK - 1) / OV_BLOCK;
+	ov->nleaves = (ov->nblocks + OV_LEAF_BLOCKS - 1) / OV_LEAF_BLOCKS;
+	ov->map_pages = (ov->nblocks + OV_BLOCKS_PER_MAP_PAGE - 1) / OV_BLOCKS_PER_MAP_PAGE;
+	ov->leaves = calloc(ov->nleaves ? ov->nleaves : 1, sizeof *ov->leaves);
+	ov->map_dirty = calloc(ov->map_pages ? ov->map_pages : 1, 1);
+	ov->ram_free = malloc(sizeof *ov->ram_free);
+	ov->data_fd = open(data_path, O_RDONLY | O_CLOEXEC);
+	ov->map_fd = ov->data_fd >= 0 ? open(map_path, O_RDONLY | O_CLOEXEC) : -1;
+	int r;
+	if (!ov->leaves || !ov->map_dirty || !ov->ram_free) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "image '%s': out of memory loading a version", name);
+	} else if (ov->data_fd < 0 || ov->map_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "image '%s': cannot open version file %s: %s", name,
+			 ov->data_fd < 0 ? data_path : map_path, strerror(errno));
+	} else if ((r = load_map(ov)) < 0) {
+		snprintf(err, errlen, "image '%s': cannot read %s: %s", name, map_path, strerror(-r));
+	}
+	if (r < 0) {
+		overlay_close(ov);
+		return r;
+	}
+	*out = ov;
+	return 0;
+}
+
 void overlay_close(struct overlay *ov)
 {
 	if (!ov)
