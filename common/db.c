@@ -66,12 +66,25 @@ static const char *const migrations[] = {
 	"  kind TEXT NOT NULL,"
 	"  text TEXT NOT NULL);"
 	"CREATE INDEX events_mac_time ON events(mac, time);",
+	/* 2: image versions, the current version of each image, overlay epochs */
+	"CREATE TABLE versions ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+	"  number INTEGER NOT NULL CHECK (number >= 2),"
+	"  data_path TEXT NOT NULL DEFAULT '',"
+	"  map_path TEXT NOT NULL DEFAULT '',"
+	"  base_path TEXT NOT NULL DEFAULT '',"
+	"  note TEXT NOT NULL DEFAULT '',"
+	"  created INTEGER NOT NULL,"
+	"  UNIQUE (image_id, number));"
+	"ALTER TABLE images ADD COLUMN current_version INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE clients ADD COLUMN overlay_epoch INTEGER NOT NULL DEFAULT 0;",
 };
 
-#define IMAGE_COLS "id, name, path, size, fs_uuid, inode, head_sum, full_sum, description, created"
+#define IMAGE_COLS "id, name, path, size, fs_uuid, inode, head_sum, full_sum, description, created, current_version"
 #define CLIENT_SELECT \
 	"SELECT c.id, c.mac, c.name, coalesce(c.image_id, 0), coalesce(i.name, ''), c.mode," \
-	" c.created, c.last_seen FROM clients c LEFT JOIN images i ON i.id = c.image_id "
+	" c.created, c.last_seen, c.overlay_epoch FROM clients c LEFT JOIN images i ON i.id = c.image_id "
 
 /* Map an sqlite result code to -errno; log the -EIO case with its text.
  * fk is what a foreign-key violation means to the caller. */
@@ -366,6 +379,7 @@ static void row_image(sqlite3_stmt *st, struct db_image *img)
 	col_text(st, 7, img->full_sum, sizeof img->full_sum);
 	col_text(st, 8, img->description, sizeof img->description);
 	img->created = sqlite3_column_int64(st, 9);
+	img->current_version = sqlite3_column_int(st, 10);
 }
 
 /* Bind the mutable image fields to parameters 1..8. */
@@ -531,6 +545,7 @@ static void row_client(sqlite3_stmt *st, struct db_client *c)
 	c->mode = sqlite3_column_int(st, 5);
 	c->created = sqlite3_column_int64(st, 6);
 	c->last_seen = sqlite3_column_int64(st, 7);
+	c->overlay_epoch = sqlite3_column_int64(st, 8);
 }
 
 /* Bind an image id, 0 as NULL (no image). */
@@ -740,4 +755,148 @@ int db_mode_parse(const char *s)
 		if (strcmp(s, mode_names[i]) == 0)
 			return (int)i;
 	return -1;
+}
+
+/* ---- versions ---- */
+
+static void row_version(sqlite3_stmt *st, struct db_version *v)
+{
+	memset(v, 0, sizeof *v);
+	v->id = sqlite3_column_int64(st, 0);
+	v->image_id = sqlite3_column_int64(st, 1);
+	v->number = sqlite3_column_int(st, 2);
+	col_text(st, 3, v->data_path, sizeof v->data_path);
+	col_text(st, 4, v->map_path, sizeof v->map_path);
+	col_text(st, 5, v->base_path, sizeof v->base_path);
+	col_text(st, 6, v->note, sizeof v->note);
+	v->created = sqlite3_column_int64(st, 7);
+}
+
+#define VERSION_SELECT "SELECT id, image_id, number, data_path, map_path, base_path, note, created FROM versions "
+
+/* Add version v->number (0 = the next free one, at least 2) of v->image_id. */
+int db_version_add(struct db *db, struct db_version *v)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, "INSERT INTO versions (image_id, number, data_path, map_path, base_path, note, created)"
+		       " VALUES (?1, CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT max(2, coalesce(max(number), 1) + 1)"
+		       " FROM versions WHERE image_id = ?1) END, ?3, ?4, ?5, ?6, ?7)", &st);
+	if (ret < 0)
+		return ret;
+	int64_t now = time(NULL);
+	sqlite3_bind_int64(st, 1, v->image_id);
+	sqlite3_bind_int(st, 2, v->number);
+	bind_text(st, 3, v->data_path);
+	bind_text(st, 4, v->map_path);
+	bind_text(st, 5, v->base_path);
+	bind_text(st, 6, v->note);
+	sqlite3_bind_int64(st, 7, now);
+	ret = exec_stmt(db, st, -ENOENT, "add version", NULL);
+	if (ret == 0) {
+		int64_t id = sqlite3_last_insert_rowid(db->h);
+		ret = prep(db, VERSION_SELECT "WHERE id = ?1", &st);
+		if (ret < 0)
+			return ret;
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			row_version(st, v);
+		sqlite3_finalize(st);
+	}
+	return ret;
+}
+
+int db_version_list(struct db *db, int64_t image_id, int (*cb)(const struct db_version *, void *), void *arg)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, VERSION_SELECT "WHERE image_id = ?1 ORDER BY number", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, image_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_version v;
+		row_version(st, &v);
+		if ((ret = cb(&v, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_errno(db, rc, -EIO, "list versions");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int db_version_get(struct db *db, int64_t image_id, int number, struct db_version *out)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, VERSION_SELECT "WHERE image_id = ?1 AND number = ?2", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, image_id);
+	sqlite3_bind_int(st, 2, number);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_version(st, out);
+	else
+		ret = rc == SQLITE_DONE ? -ENOENT : db_errno(db, rc, -EIO, "get version");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int db_image_set_current(struct db *db, int64_t image_id, int number)
+{
+	sqlite3_stmt *st;
+	int changes = 0;
+	if (number != 1) {
+		struct db_version v;
+		int r = db_version_get(db, image_id, number, &v);
+		if (r < 0)
+			return r;
+	}
+	int ret = prep(db, "UPDATE images SET current_version = ?2 WHERE id = ?1", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, image_id);
+	sqlite3_bind_int(st, 2, number);
+	ret = exec_stmt(db, st, -EIO, "set current version", &changes);
+	return ret == 0 && changes == 0 ? -ENOENT : ret;
+}
+
+int db_client_bump_epoch(struct db *db, const char *mac)
+{
+	sqlite3_stmt *st;
+	int changes = 0;
+	int ret = prep(db, "UPDATE clients SET overlay_epoch = overlay_epoch + 1 WHERE mac = ?1", &st);
+	if (ret < 0)
+		return ret;
+	bind_text(st, 1, mac);
+	ret = exec_stmt(db, st, -EIO, "reset overlay", &changes);
+	return ret == 0 && changes == 0 ? -ENOENT : ret;
+}
+
+int db_version_chain(struct db *db, const struct db_image *img, int number, struct db_chain *out)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->base_path, sizeof out->base_path, "%s", img->path);
+	int n = 0;
+	for (int k = number; k >= 2; k--) {
+		struct db_version v;
+		int r = db_version_get(db, img->id, k, &v);
+		if (r < 0)
+			return r;
+		if (v.base_path[0]) {
+			snprintf(out->base_path, sizeof out->base_path, "%s", v.base_path);
+			break;
+		}
+		if (n == DB_CHAIN_MAX)
+			return -E2BIG;
+		out->deltas[n++] = v; /* top first; reversed below */
+	}
+	for (int i = 0; i < n / 2; i++) {
+		struct db_version t = out->deltas[i];
+		out->deltas[i] = out->deltas[n - 1 - i];
+		out->deltas[n - 1 - i] = t;
+	}
+	out->ndeltas = n;
+	out->number = number;
+	return 0;
 }

@@ -40,6 +40,7 @@ struct db_image {
 	char full_sum[65];                /* sha256 hex of the whole file ("" until verified/added) */
 	char description[DB_TEXT_MAX];
 	int64_t created;                  /* unix time */
+	int current_version;              /* what clients get at their next boot (1 = the file as added) */
 };
 
 enum db_overlay_mode { DB_MODE_EPHEMERAL = 0, DB_MODE_PERSISTENT = 1, DB_MODE_MAINTENANCE = 2 };
@@ -52,6 +53,29 @@ struct db_client {
 	char image_name[DB_NAME_MAX];     /* filled by reads (join), "" if none */
 	int mode;                         /* enum db_overlay_mode */
 	int64_t created, last_seen;       /* unix time, last_seen 0 = never */
+	int64_t overlay_epoch;            /* bumped by overlay reset / commit: the daemon discards
+	                                     the overlay at the client's next boot when it changes */
+};
+
+/* An image version after the first. Version 1 of every image is its file
+ * (images.path) and has no row. A version is either a delta over the one
+ * before it (data_path + map_path: an overlay's files, frozen) or a new base
+ * (base_path: a flattened file). */
+struct db_version {
+	int64_t id, image_id;
+	int number;                       /* 2, 3, ... */
+	char data_path[DB_PATH_MAX], map_path[DB_PATH_MAX], base_path[DB_PATH_MAX];
+	char note[DB_TEXT_MAX];
+	int64_t created;
+};
+
+/* What a version is made of: a base file and the deltas over it, bottom first. */
+#define DB_CHAIN_MAX 32
+struct db_chain {
+	int number;
+	char base_path[DB_PATH_MAX];
+	int ndeltas;
+	struct db_version deltas[DB_CHAIN_MAX];
 };
 
 struct db_event {
@@ -103,6 +127,17 @@ int db_client_list_image(struct db *db, int64_t image_id,
 			 int (*cb)(const struct db_client *, void *), void *arg);
 /* Set image_id = 0 on every client linked to id; returns how many. */
 int db_image_unlink_clients(struct db *db, int64_t id);
+
+/* Versions. add: number 0 = next free (>= 2); fills the row back. */
+int db_version_add(struct db *db, struct db_version *v);
+int db_version_get(struct db *db, int64_t image_id, int number, struct db_version *out);
+int db_version_list(struct db *db, int64_t image_id, int (*cb)(const struct db_version *, void *), void *arg);
+/* Make version `number` current (-ENOENT if it does not exist). */
+int db_image_set_current(struct db *db, int64_t image_id, int number);
+/* Resolve version `number` of img into its base and deltas (-E2BIG past DB_CHAIN_MAX). */
+int db_version_chain(struct db *db, const struct db_image *img, int number, struct db_chain *out);
+/* Ask the daemon to discard the client's overlay at its next boot. */
+int db_client_bump_epoch(struct db *db, const char *mac);
 
 const char *db_mode_name(int mode);     /* "ephemeral" ... */
 int db_mode_parse(const char *s);       /* -1 if unknown */

@@ -24,7 +24,8 @@
 struct cdisk {
 	struct cdisk *next;
 	char mac[18];
-	int64_t image_id;
+	int64_t image_id;          /* version key of the image this boot runs on */
+	int64_t epoch;             /* overlay epoch this overlay belongs to */
 	int mode;
 	struct vdisk *vd;          /* this boot's disk (a reference), NULL between boots */
 	unsigned conns;
@@ -97,18 +98,33 @@ static void mac_stem(const char *mac, char out[16])
 	out[k] = 0;
 }
 
-/* A persistent overlay belongs to one image: the .info file says which. */
-static void check_owner(const char *dir, const char *stem, const char *mac, int64_t image_id)
+/* A persistent overlay belongs to one image version and one overlay epoch:
+ * the .info file says which. Another version (relink, commit, rollback) or
+ * a newer epoch (overlay reset) discards it. */
+static void check_owner(const char *dir, const char *stem, const char *mac, int64_t version_key, int64_t epoch)
 {
-	char p[1200], buf[64], want[64];
+	char p[1200], buf[96], want[96];
 	snprintf(p, sizeof p, "%s/%s.info", dir, stem);
-	snprintf(want, sizeof want, "image_id=%lld\n", (long long)image_id);
+	snprintf(want, sizeof want, "version=%lld epoch=%lld\n", (long long)version_key, (long long)epoch);
 	if (read_small_file(p, buf, sizeof buf) >= 0 && strcmp(buf, want) != 0) {
-		log_warn("client %s: its persistent overlay in %s was made on another image (%s); discarded",
-			 mac, dir, buf);
+		str_rstrip(buf);
+		log_warn("client %s: persistent overlay in %s discarded: it was made for %s, the client now needs %.*s",
+			 mac, dir, buf, (int)strlen(want) - 1, want);
 		overlay_remove_files(dir, stem);
 	}
 	write_small_file(p, want);
+}
+
+/* The overlay directory already holding a persistent overlay of stem (lock held). */
+static const char *find_existing(const char *stem)
+{
+	for (int i = 0; i < ndirs; i++) {
+		char p[1200];
+		snprintf(p, sizeof p, "%s/%s.map", dirs[i], stem);
+		if (access(p, F_OK) == 0)
+			return dirs[i];
+	}
+	return NULL;
 }
 
 /* Open this boot's disk for c over e's image (lock held). */
@@ -116,6 +132,11 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 {
 	char stem[16];
 	mac_stem(c->mac, stem);
+	if (c->mode != DB_MODE_EPHEMERAL) {
+		const char *d = find_existing(stem);
+		if (d)
+			snprintf(c->dir, sizeof c->dir, "%.1000s", d);
+	}
 	if (!c->dir[0] || c->mode == DB_MODE_EPHEMERAL) {
 		const char *d = choose_dir(err, errlen);
 		if (!d)
@@ -123,7 +144,7 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 		snprintf(c->dir, sizeof c->dir, "%.1000s", d);
 	}
 	if (c->mode != DB_MODE_EPHEMERAL)
-		check_owner(c->dir, stem, c->mac, e->img->id);
+		check_owner(c->dir, stem, c->mac, e->img->id, e->epoch);
 	struct vdisk *base;
 	struct overlay *ov;
 	int r = vdisk_open_image(e->img, &base);
@@ -162,15 +183,19 @@ int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_
 		clients = c;
 	}
 	uint64_t now = now_ns();
-	bool changed = c->image_id != e->img->id || c->mode != e->mode;
-	bool new_boot = c->boot_pending || (c->conns == 0 && now - c->last_close_ns > gap_ns);
-	if (c->vd && (changed || (new_boot && c->mode == DB_MODE_EPHEMERAL))) {
-		vdisk_put(c->vd); /* connections still on it keep it until they close */
-		c->vd = NULL;
+	bool new_boot = !c->vd || c->boot_pending || (c->conns == 0 && now - c->last_close_ns > gap_ns);
+	/* What changed in the database applies at a boot, never under a running client. */
+	bool changed = c->image_id != e->img->id || c->mode != e->mode || c->epoch != e->epoch;
+	if (new_boot) {
+		if (c->vd && (changed || c->mode == DB_MODE_EPHEMERAL)) {
+			vdisk_put(c->vd); /* connections still on it keep it until they close */
+			c->vd = NULL;
+		}
+		c->image_id = e->img->id;
+		c->mode = e->mode;
+		c->epoch = e->epoch;
+		c->boot_pending = false;
 	}
-	c->image_id = e->img->id;
-	c->mode = e->mode;
-	c->boot_pending = false;
 	int r = 0;
 	if (!c->vd)
 		r = open_disk(c, e, err, errlen);

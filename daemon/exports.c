@@ -72,14 +72,15 @@ static struct export *table_push(struct table *t)
 	return e;
 }
 
-/* Find the open image for di in the old table (same id, path, size) to reuse it. */
+/* Find the open image for di's current version in the old table to reuse it. */
 static struct image *reuse_image(struct table *old, const struct db_image *di)
 {
 	if (!old)
 		return NULL;
+	int64_t key = di->id << 24 | ((di->current_version > 0 ? di->current_version : 1) & 0xffffff);
 	for (size_t i = 0; i < old->n; i++) {
 		struct image *img = old->v[i].img;
-		if (img && img->id == di->id && strcmp(img->path, di->path) == 0) {
+		if (img && img->id == key && (img->version > 1 || strcmp(img->path, di->path) == 0)) {
 			image_get(img);
 			return img;
 		}
@@ -89,8 +90,44 @@ static struct image *reuse_image(struct table *old, const struct db_image *di)
 
 struct build {
 	struct table *t, *old;
+	struct db *db;
 	int err;
 };
+
+/* Cache key of a version: unique per (image, version number). */
+static int64_t version_key(int64_t image_id, int number)
+{
+	return image_id << 24 | (number & 0xffffff);
+}
+
+/* Open the current version of di (its base file and committed deltas). */
+static int open_current(struct db *db, const struct db_image *di, struct export *e)
+{
+	struct db_chain *ch = malloc(sizeof *ch);
+	if (!ch) {
+		snprintf(e->error, sizeof e->error, "image '%s': out of memory", di->name);
+		return -ENOMEM;
+	}
+	int number = di->current_version > 0 ? di->current_version : 1;
+	int r = db_version_chain(db, di, number, ch);
+	if (r < 0) {
+		snprintf(e->error, sizeof e->error, "image '%s': version %d cannot be resolved (%s); "
+			 "roll back with: bootlinkctl image rollback %s VERSION", di->name, number, strerror(-r), di->name);
+		free(ch);
+		return r;
+	}
+	struct image_layer_spec sp[DB_CHAIN_MAX];
+	for (int i = 0; i < ch->ndeltas; i++)
+		sp[i] = (struct image_layer_spec){ ch->deltas[i].data_path, ch->deltas[i].map_path };
+	struct db_image base = *di;
+	snprintf(base.path, sizeof base.path, "%s", ch->base_path);
+	if (strcmp(base.path, di->path) != 0)
+		base.size = 0; /* a flattened base: its own size */
+	r = image_open(&base, version_key(di->id, number), number, sp, ch->ndeltas, &e->img, e->error,
+		       sizeof e->error);
+	free(ch);
+	return r;
+}
 
 static int add_image(const struct db_image *di, void *arg)
 {
@@ -102,7 +139,7 @@ static int add_image(const struct db_image *di, void *arg)
 	snprintf(e->name, sizeof e->name, "%s", di->name);
 	snprintf(e->description, sizeof e->description, "%s", di->description);
 	e->img = reuse_image(b->old, di);
-	if (!e->img && image_open(di, di->id, 1, NULL, 0, &e->img, e->error, sizeof e->error) < 0) {
+	if (!e->img && open_current(b->db, di, e) < 0) {
 		e->img = NULL;
 		log_err("%s", e->error);
 	}
@@ -116,7 +153,7 @@ static const struct export *image_entry(const struct table *t, int64_t id, const
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (t->v[i].kind == EXPORT_IMAGE && strcmp(t->v[i].name, name) == 0 &&
-		    (!t->v[i].img || t->v[i].img->id == id))
+		    (!t->v[i].img || t->v[i].img->image_id == id))
 			return &t->v[i];
 	return NULL;
 }
@@ -131,6 +168,7 @@ static int add_client(const struct db_client *dc, void *arg)
 	snprintf(e->name, sizeof e->name, "client/%s", dc->mac);
 	snprintf(e->mac, sizeof e->mac, "%s", dc->mac);
 	e->mode = dc->mode;
+	e->epoch = dc->overlay_epoch;
 	snprintf(e->description, sizeof e->description, "client %s (%s)", dc->name, dc->mac);
 	const struct export *ie = dc->image_id ? image_entry(b->t, dc->image_id, dc->image_name) : NULL;
 	if (!ie) {
@@ -149,7 +187,7 @@ static int add_client(const struct db_client *dc, void *arg)
 int exports_reload(struct db *db)
 {
 	struct table *old = table_get();
-	struct build b = { .t = calloc(1, sizeof *b.t), .old = old };
+	struct build b = { .t = calloc(1, sizeof *b.t), .old = old, .db = db };
 	if (!b.t) {
 		table_put(old);
 		return -ENOMEM;

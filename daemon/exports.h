@@ -30,6 +30,7 @@ struct export {
 	char description[256];
 	char mac[18];             /* EXPORT_CLIENT */
 	int mode;                 /* EXPORT_CLIENT: enum db_overlay_mode */
+	int64_t epoch;            /* EXPORT_CLIENT: overlay epoch (db) */
 	struct image *img;        /* NULL if unavailable (see error) */
 	char error[320];          /* why img is NULL */
 };
