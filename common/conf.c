@@ -75,6 +75,12 @@ static const struct conf_key schema[] = {
 	{ .name = "overlay/boot_gap_s", .type = CONF_UINT, .def = "30", .min = 0, .max = 86400, .live = true,
 	  FIELD(overlay_boot_gap_s),
 	  .help = "a client that reconnects within this many seconds of its last disconnect is the same boot" },
+	{ .name = "cache/learn_s", .type = CONF_UINT, .def = "60", .min = 0, .max = 3600, .live = true,
+	  FIELD(cache_learn_s), .help = "seconds after a client connects during which its reads are learned as the boot set",
+	  .note = "0 = learn nothing" },
+	{ .name = "cache/prefetch", .type = CONF_UINT, .def = "1", .min = 0, .max = 1, .live = true,
+	  FIELD(cache_prefetch), .help = "read each image's learned boot set into the cache when it is opened",
+	  .note = "1 = on, 0 = off" },
 };
 
 /* The schema table (conf.h). */

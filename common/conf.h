@@ -39,6 +39,8 @@ struct bl_conf {
 	char overlay_dirs[CONF_PATH_MAX];/* overlay/dirs: space-separated directories */
 	unsigned overlay_ram_mb;         /* overlay/ram_mb: RAM tier per ephemeral client (live) */
 	unsigned overlay_boot_gap_s;     /* overlay/boot_gap_s: reconnect grace before a new boot (live) */
+	unsigned cache_learn_s;          /* cache/learn_s: seconds of each connection whose reads form the boot set (live) */
+	unsigned cache_prefetch;         /* cache/prefetch: 1 = read learned boot sets ahead at start (live) */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };

@@ -25,6 +25,7 @@ struct table {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+void (*exports_opened_hook)(struct image *img);
 static struct table *current;
 
 static struct table *table_get(void)
@@ -139,9 +140,13 @@ static int add_image(const struct db_image *di, void *arg)
 	snprintf(e->name, sizeof e->name, "%s", di->name);
 	snprintf(e->description, sizeof e->description, "%s", di->description);
 	e->img = reuse_image(b->old, di);
-	if (!e->img && open_current(b->db, di, e) < 0) {
-		e->img = NULL;
-		log_err("%s", e->error);
+	if (!e->img) {
+		if (open_current(b->db, di, e) < 0) {
+			e->img = NULL;
+			log_err("%s", e->error);
+		} else if (exports_opened_hook) {
+			exports_opened_hook(e->img);
+		}
 	}
 	if (e->img)
 		snprintf(e->img->name, sizeof e->img->name, "%s", di->name); /* renames */

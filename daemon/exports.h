@@ -54,5 +54,7 @@ void exports_foreach(void (*cb)(const struct export *e, void *arg), void *arg);
 void exports_foreach_image(void (*cb)(struct image *img, void *arg), void *arg);
 size_t exports_count(void);
 void exports_shutdown(void);
+/* Called (main thread) for every image version opened by exports_reload. */
+extern void (*exports_opened_hook)(struct image *img);
 
 #endif

@@ -140,6 +140,7 @@ void image_put(struct image *img)
 	for (int i = 0; i < img->ndeltas; i++)
 		overlay_close(img->deltas[i].map);
 	free(img->deltas);
+	free(img->bootset);
 	free(img->data);
 	free(img);
 }

@@ -59,6 +59,11 @@ struct image {
 	uint64_t ino, dev, mtime_ns; /* to notice the file being replaced */
 	struct extent *data;      /* sorted data extents; everything else is a hole */
 	size_t ndata;
+	/* boot set (bootset.c): one bit per cache block */
+	uint8_t *bootset;
+	size_t bootset_len;
+	uint32_t bootset_bs;
+	bool bootset_dirty;
 	/* counters (relaxed atomics) */
 	uint64_t stat_requests, stat_bytes_read, stat_disk_reads, stat_disk_bytes, stat_errors;
 	unsigned stat_connections;

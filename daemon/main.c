@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bootset.h"
 #include "cache.h"
 #include "clients.h"
 #include "conf.h"
@@ -38,6 +39,7 @@
 #define MAX_WORKERS 256
 
 struct live_settings g_live;
+static struct worker *g_workers; /* for hooks that hand work to a worker */
 
 struct daemon {
 	struct bl_conf conf;
@@ -61,6 +63,23 @@ static void apply_live(const struct bl_conf *c)
 	__atomic_store_n(&g_live.max_inflight, c->max_inflight, __ATOMIC_RELAXED);
 	__atomic_store_n(&g_live.handshake_timeout_s, c->handshake_timeout_s, __ATOMIC_RELAXED);
 	__atomic_store_n(&bl_log_level, c->log_level, __ATOMIC_RELAXED);
+}
+
+/* The database's directory holds learned state (boot sets). */
+static void configure_bootset(const struct bl_conf *c)
+{
+	char dir[CONF_PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", c->db_path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	bootset_configure(dir, c->cache_learn_s, c->cache_prefetch);
+}
+
+static void on_image_opened(struct image *img)
+{
+	if (g_workers)
+		bootset_prefetch(img, &g_workers[0]);
 }
 
 /* Live settings that need more than a store. */
@@ -171,6 +190,7 @@ static void reload_conf(struct daemon *d)
 		apply_live(&d->conf);
 		apply_live_cache(old_mb, &d->conf);
 		clients_configure(&d->conf);
+		configure_bootset(&d->conf);
 	}
 }
 
@@ -200,7 +220,7 @@ static void drain_fd(int fd)
 /* Returns when SIGTERM/SIGINT arrives. */
 static void main_loop(struct daemon *d)
 {
-	uint64_t next_dump = 0;
+	uint64_t next_dump = 0, next_save = 0;
 	for (;;) {
 		struct pollfd p[3] = { { d->sigfd, POLLIN, 0 }, { d->conf_fd, POLLIN, 0 }, { d->db_watch_fd, POLLIN, 0 } };
 		unsigned interval = d->conf.stats_interval_ms;
@@ -230,6 +250,10 @@ static void main_loop(struct daemon *d)
 		if (now >= next_dump) {
 			reload_db(d, false); /* covers missed inotify events */
 			clients_tick(now);
+			if (now >= next_save) {
+				bootset_save_all();
+				next_save = now + 10000000000ull;
+			}
 			stats_dump(d->conf.run_dir);
 			next_dump = now + (uint64_t)interval * 1000000ull;
 		}
@@ -254,8 +278,7 @@ static int start(struct daemon *d)
 	}
 	d->db_version = db_data_version(d->db);
 	clients_configure(&d->conf);
-	if (exports_reload(d->db) < 0)
-		return -EIO;
+	configure_bootset(&d->conf);
 	r = mkdir_p(d->conf.run_dir, 0755);
 	if (r < 0) {
 		log_err("cannot create the runtime directory %s (paths/run): %s", d->conf.run_dir, strerror(-r));
@@ -274,6 +297,12 @@ static int start(struct daemon *d)
 			return r;
 		}
 	}
+	/* Images opened from here on read their boot sets ahead on worker 0
+	 * (queued in its mailbox until it runs). */
+	g_workers = d->workers;
+	exports_opened_hook = on_image_opened;
+	if (exports_reload(d->db) < 0)
+		return -EIO;
 	if (strcmp(d->conf.listen_nbd, "off") != 0 && d->conf.listen_nbd[0]) {
 		r = setup_listeners(d, "nbd", d->conf.listen_nbd, &nbd_proto, d->nbd_bound, sizeof d->nbd_bound);
 		if (r < 0)
@@ -314,6 +343,8 @@ static void stop(struct daemon *d)
 		worker_destroy(&d->workers[i]);
 	}
 	free(d->workers);
+	bootset_save_all();
+	exports_opened_hook = NULL;
 	stats_clear(d->conf.run_dir);
 	clients_shutdown();
 	exports_shutdown();

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bootset.h"
 #include "clients.h"
 #include "daemon.h"
 #include "log.h"
@@ -252,6 +253,7 @@ static void execute(struct nbd_req *r, const struct nbd_request *q, const uint8_
 		    (q->flags & NBD_CMD_FLAG_NO_HOLE ? VD_F_NO_HOLE : 0) |
 		    (q->flags & NBD_CMD_FLAG_FAST_ZERO ? VD_F_FAST_ZERO : 0);
 	vr->wdata = data;
+	vr->learn = vr->op == VD_READ && now_ns() - r->n->c->started_ns < bootset_window_ns();
 	vr->done = on_vd_done;
 	vr->owner = r;
 	int res = vdisk_submit(vr);

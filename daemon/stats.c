@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bootset.h"
 #include "cache.h"
 #include "clients.h"
 #include "conn.h"
@@ -184,6 +185,8 @@ static void dump_image(struct image *img, void *arg)
 	put_file(dir, "disk_reads", "%" PRIu64, __atomic_load_n(&img->stat_disk_reads, __ATOMIC_RELAXED));
 	put_file(dir, "disk_bytes", "%" PRIu64, __atomic_load_n(&img->stat_disk_bytes, __ATOMIC_RELAXED));
 	put_file(dir, "errors", "%" PRIu64, __atomic_load_n(&img->stat_errors, __ATOMIC_RELAXED));
+	put_file(dir, "version", "%d", img->version);
+	put_file(dir, "bootset_blocks", "%" PRIu64, bootset_count(img));
 }
 
 static void dump_cache(const char *run)

@@ -8,7 +8,8 @@
  *
  *   <run>/pid, <run>/ready, <run>/listen/nbd
  *   <run>/connections/<id>/{peer,export,protocol,requests,bytes_read,bytes_written,errors,since}
- *   <run>/images/<name>/{id,path,size,connections,requests,bytes_read,disk_reads,disk_bytes,errors}
+ *   <run>/images/<name>/{id,path,size,connections,requests,bytes_read,disk_reads,disk_bytes,errors,
+ *                        version,bootset_blocks}
  *   <run>/clients/<mac>/{mode,connections,boots,overlay_dir,overlay_ram_bytes,overlay_file_bytes,
  *                        writes,bytes_written,write_errors,enospc,flushes}
  *   <run>/totals/{connections,exports}

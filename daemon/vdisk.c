@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "bootset.h"
 #include "util.h"
 
 const uint8_t *vd_zeros;
@@ -164,6 +165,8 @@ static int cached_read(struct vd_req *r)
 		if (!r->blks || !r->iov)
 			return -ENOMEM; /* vd_req_release frees what was allocated */
 	}
+	if (r->learn)
+		bootset_mark(r->vd->img, b0, b1);
 	r->err = 0;
 	r->uncached = false;
 	r->pending = n + 1; /* +1: nothing completes before the loop is done */

@@ -58,6 +58,7 @@ struct vd_req {
 	void (*done)(struct vd_req *r, int res); /* res 0 or -errno */
 	void *owner;                     /* the protocol's request */
 	uint64_t client_id;              /* connection id: the cache tells clients apart */
+	bool learn;                      /* part of a client's boot: record it (bootset.h) */
 	/* read result: niov pieces, valid until vd_req_release() */
 	struct iovec *iov;
 	int niov;
