@@ -314,8 +314,10 @@ static int start(struct daemon *d)
 	}
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		r = worker_start(&d->workers[i]);
-		if (r < 0)
+		if (r < 0) {
+			log_err("cannot start worker %u (io_uring): %s", i, strerror(-r));
 			return r;
+		}
 	}
 	d->conf_fd = conf_watch_open(d->conf.dir);
 	if (d->conf_fd < 0)

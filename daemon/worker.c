@@ -7,6 +7,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -26,27 +27,30 @@ int worker_init(struct worker *w, int id)
 {
 	memset(w, 0, sizeof *w);
 	w->id = id;
-	struct io_uring_params p = { 0 };
-	/* The ring is created here (main thread) and used only by the worker
-	 * thread, so SINGLE_ISSUER/DEFER_TASKRUN would need the ring created in
-	 * the thread; COOP_TASKRUN gives most of the benefit. */
-	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
-	int r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
-	if (r < 0) {
-		/* Older kernels: plain ring. */
-		memset(&p, 0, sizeof p);
-		r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
-		if (r < 0)
-			return r;
-	}
-	pthread_mutex_init(&w->mbox_lock, NULL);
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (w->wake_fd < 0) {
-		r = -errno;
-		io_uring_queue_exit(&w->ring);
-		return r;
-	}
+	if (w->wake_fd < 0)
+		return -errno;
+	pthread_mutex_init(&w->mbox_lock, NULL);
+	sem_init(&w->started, 0, 0);
 	return 0;
+}
+
+/* Create the ring on the thread that will use it, so the kernel can run
+ * completions only when we ask for them (SINGLE_ISSUER + DEFER_TASKRUN:
+ * no interrupts of the loop); fall back for older kernels. */
+static int ring_setup(struct worker *w)
+{
+	static const unsigned flagsets[] = {
+		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int r = -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(flagsets) && r < 0; i++) {
+		struct io_uring_params p = { .flags = flagsets[i] };
+		r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	}
+	return r;
 }
 
 int worker_add_listener(struct worker *w, int fd, const struct proto *proto)
@@ -226,6 +230,11 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	w->init_result = ring_setup(w);
+	w->ring_ok = w->init_result == 0;
+	sem_post(&w->started);
+	if (!w->ring_ok)
+		return NULL;
 	for (int i = 0; i < w->nlis; i++)
 		arm_accept(&w->lis[i]);
 	arm_wake(w);
@@ -255,7 +264,12 @@ static void *worker_main(void *arg)
 
 int worker_start(struct worker *w)
 {
-	return -pthread_create(&w->thread, NULL, worker_main, w);
+	int r = -pthread_create(&w->thread, NULL, worker_main, w);
+	if (r < 0)
+		return r;
+	w->thread_ok = true;
+	sem_wait(&w->started);
+	return w->init_result;
 }
 
 void worker_wake(struct worker *w)
@@ -274,12 +288,16 @@ void worker_request_stop(struct worker *w, uint64_t deadline_ns)
 
 void worker_join(struct worker *w)
 {
-	pthread_join(w->thread, NULL);
+	if (w->thread_ok)
+		pthread_join(w->thread, NULL);
+	w->thread_ok = false;
 }
 
 void worker_destroy(struct worker *w)
 {
-	io_uring_queue_exit(&w->ring);
+	if (w->ring_ok)
+		io_uring_queue_exit(&w->ring);
+	sem_destroy(&w->started);
 	close(w->wake_fd);
 	pthread_mutex_destroy(&w->mbox_lock);
 	for (int i = 0; i < w->nlis; i++)

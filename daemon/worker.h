@@ -22,6 +22,7 @@
 
 #include <liburing.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -69,12 +70,16 @@ struct worker {
 	struct cwait *mbox_head, *mbox_tail;
 	bool done;
 	uint64_t stop_deadline_ns;
+	sem_t started;              /* the thread has set up its ring (init_result) */
+	int init_result;
+	bool ring_ok, thread_ok;
 };
 
-/* Set up ring and eventfd. 0 or -errno. */
+/* Set up the eventfd and mailbox (the ring is made by the thread). 0 or -errno. */
 int worker_init(struct worker *w, int id);
 /* Attach a bound, listening socket speaking proto (before worker_start). */
 int worker_add_listener(struct worker *w, int fd, const struct proto *proto);
+/* Start the thread; returns once it has its ring: 0 or -errno. */
 int worker_start(struct worker *w);
 /* Ask the worker to stop accepting and drain (thread-safe; from main). */
 void worker_request_stop(struct worker *w, uint64_t deadline_ns);
