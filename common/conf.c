@@ -81,6 +81,11 @@ static const struct conf_key schema[] = {
 	{ .name = "cache/prefetch", .type = CONF_UINT, .def = "1", .min = 0, .max = 1, .live = true,
 	  FIELD(cache_prefetch), .help = "read each image's learned boot set into the cache when it is opened",
 	  .note = "1 = on, 0 = off" },
+	{ .name = "paths/versions", .type = CONF_PATH, .def = "/var/lib/bootlink/versions", .live = true,
+	  FIELD(versions_dir), .help = "directory where bootlinkctl stores committed and flattened image versions" },
+	{ .name = "versions/max_chain", .type = CONF_UINT, .def = "8", .min = 1, .max = 32, .live = true,
+	  FIELD(versions_max_chain),
+	  .help = "deltas an image version may stack before bootlinkctl suggests `image flatten`" },
 };
 
 /* The schema table (conf.h). */

@@ -41,6 +41,8 @@ struct bl_conf {
 	unsigned overlay_boot_gap_s;     /* overlay/boot_gap_s: reconnect grace before a new boot (live) */
 	unsigned cache_learn_s;          /* cache/learn_s: seconds of each connection whose reads form the boot set (live) */
 	unsigned cache_prefetch;         /* cache/prefetch: 1 = read learned boot sets ahead at start (live) */
+	char versions_dir[CONF_PATH_MAX];/* paths/versions: committed and flattened image versions (bootlinkctl) */
+	unsigned versions_max_chain;     /* versions/max_chain: deltas before bootlinkctl suggests `image flatten` */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };

@@ -2,7 +2,8 @@
  *
  * main.c holds the command table (struct ctl_cmd) and dispatches; each
  * command group lives in its own file (cmd_image.c, cmd_client.c,
- * cmd_status.c). A command gets the arguments after its words, parses
+ * cmd_status.c, cmd_version.c for image versions, cmd_overlay.c; their
+ * file work in vfile.c). A command gets the arguments after its words, parses
  * them with args_parse(), opens the config and database with
  * store_open(), and returns an exit status (CTL_OK, CTL_ERR, CTL_USAGE,
  * CTL_HELP from out.h). main closes the database and finishes output.
@@ -12,6 +13,9 @@
 
 #include "conf.h"
 #include "db.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 struct ctl_cmd;
 
@@ -48,5 +52,26 @@ int cmd_client_rm(struct ctl *c, int argc, char **argv);
 /* cmd_status.c */
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_events(struct ctl *c, int argc, char **argv);
+
+/* cmd_version.c */
+int cmd_image_versions(struct ctl *c, int argc, char **argv);
+int cmd_image_commit(struct ctl *c, int argc, char **argv);
+int cmd_image_rollback(struct ctl *c, int argc, char **argv);
+int cmd_image_flatten(struct ctl *c, int argc, char **argv);
+
+/* cmd_overlay.c */
+int cmd_overlay_list(struct ctl *c, int argc, char **argv);
+int cmd_overlay_reset(struct ctl *c, int argc, char **argv);
+
+/* What bootlinkd's runtime tree shows of one client (cmd_overlay.c). The
+ * tree is refreshed every runtime/interval_ms, so it may lag that much. */
+struct ctl_live {
+	bool running;                    /* <paths/run>/ready exists */
+	bool known;                      /* <paths/run>/clients/<mac>/ exists */
+	unsigned conns;                  /* open connections */
+	uint64_t ram_bytes, file_bytes;  /* overlay_ram_bytes, overlay_file_bytes */
+	char dir[CONF_PATH_MAX];         /* overlay_dir */
+};
+void ctl_client_live(const struct ctl *c, const char *mac, struct ctl_live *out);
 
 #endif
