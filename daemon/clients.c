@@ -260,6 +260,30 @@ void clients_tick(uint64_t now)
 	pthread_mutex_unlock(&lock);
 }
 
+void clients_refresh(void)
+{
+	pthread_mutex_lock(&lock);
+	for (struct cdisk *c = clients; c; c = c->next) {
+		if (!c->vd || c->conns)
+			continue;
+		char name[32];
+		struct export_ref ref;
+		snprintf(name, sizeof name, "client/%s", c->mac);
+		int r = exports_lookup(name, strlen(name), &ref);
+		bool stale = r < 0 || !ref.e.img || ref.e.img->id != c->image_id || ref.e.epoch != c->epoch ||
+			     ref.e.mode != c->mode;
+		if (r == 0)
+			exports_ref_release(&ref);
+		if (stale) {
+			/* Nobody is on it and the next boot will not use it: close it
+			 * now, so deleted files give their space back. */
+			vdisk_put(c->vd);
+			c->vd = NULL;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *arg)
 {
 	pthread_mutex_lock(&lock);

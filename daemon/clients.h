@@ -40,6 +40,9 @@ void clients_new_boot(const char *mac);
 /* Discard a client's overlay now (persistent included); live connections
  * keep the old one until they close. Returns 0 or -errno. */
 int clients_reset(const char *mac);
+/* Main thread, after the export table changed: close the overlays of
+ * disconnected clients whose link, mode, version or epoch changed. */
+void clients_refresh(void);
 /* Main thread, periodically: free ephemeral overlays of clients gone for good. */
 void clients_tick(uint64_t now_ns);
 /* For the runtime tree: one call per known client. */

@@ -30,6 +30,7 @@
 #include "db.h"
 #include "exports.h"
 #include "log.h"
+#include "iscsi.h"
 #include "nbd.h"
 #include "stats.h"
 #include "util.h"
@@ -49,6 +50,7 @@ struct daemon {
 	struct worker *workers;
 	unsigned nworkers;
 	char nbd_bound[128];
+	char iscsi_bound[128];
 };
 
 static void usage(FILE *f)
@@ -174,7 +176,8 @@ static void reload_db(struct daemon *d, bool force)
 	if (!force && v == d->db_version)
 		return;
 	d->db_version = v;
-	exports_reload(d->db);
+	if (exports_reload(d->db) == 0)
+		clients_refresh();
 }
 
 static void reload_conf(struct daemon *d)
@@ -311,6 +314,16 @@ static int start(struct daemon *d)
 		snprintf(lp, sizeof lp, "%s/listen", d->conf.run_dir);
 		mkdir_p(lp, 0755);
 		write_run_file(d, "listen/nbd", d->nbd_bound);
+	}
+	iscsi_configure(&d->conf);
+	if (strcmp(d->conf.listen_iscsi, "off") != 0 && d->conf.listen_iscsi[0]) {
+		r = setup_listeners(d, "iscsi", d->conf.listen_iscsi, &iscsi_proto, d->iscsi_bound, sizeof d->iscsi_bound);
+		if (r < 0)
+			return r;
+		char lp[CONF_PATH_MAX + 16];
+		snprintf(lp, sizeof lp, "%s/listen", d->conf.run_dir);
+		mkdir_p(lp, 0755);
+		write_run_file(d, "listen/iscsi", d->iscsi_bound);
 	}
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		r = worker_start(&d->workers[i]);
