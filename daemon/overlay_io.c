@@ -237,6 +237,8 @@ static int ovr_read(struct vd_req *r)
 
 /* ----------------------------------------------------------------- writes */
 
+static const uint8_t zero_block[OV_BLOCK]; /* source of the zeros written into partial blocks */
+
 enum { IO_WRITE, IO_MAT, IO_PUNCH };
 
 /* One asynchronous piece of a write, trim or zero. */
@@ -258,8 +260,8 @@ struct ovio {
 struct ovwrite {
 	struct cwait wt;            /* first: queued on a busy block, or waiting for a flush */
 	struct vd_req *r;
-	uint8_t *data;              /* payload copy (zeros for write-zeroes), NULL for trims */
-	bool trim;                  /* drop whole blocks instead of writing */
+	uint8_t *data;              /* payload copy; NULL for trim/zero */
+	bool zero;                  /* trim/zero: whole blocks become ZERO, partial ones get zeros written */
 	int pending, err;
 	uint64_t *tofile, *busy;    /* blocks that become FILE at the end / busy blocks we own */
 	size_t ntofile, nbusy, cap;
@@ -353,16 +355,16 @@ static int write_plan(struct ovwrite *o, struct overlay *ov)
 		uint64_t bstart = b * OV_BLOCK, bend = MIN(bstart + OV_BLOCK, ov->size);
 		uint64_t ps = MAX(r->off, bstart), pe = MIN(end, bend);
 		bool full = ps == bstart && pe == bend;
-		const uint8_t *src = o->data ? o->data + (ps - r->off) : NULL;
+		const uint8_t *src = o->data ? o->data + (ps - r->off) : zero_block;
 		uint8_t *ram;
 		enum ov_state st = ov_get(ov, b, &ram);
 		int e = 0;
-		if (o->trim) {
-			if (!full)
-				continue; /* a trim may leave partial blocks alone */
+		if (o->zero && full) {
 			if (st == OV_FILE && (own_block(o, ov, b, false) < 0 || !add_io(o, IO_PUNCH, bstart, (uint32_t)(bend - bstart), NULL)))
 				return -ENOMEM;
 			e = ov_set(ov, b, OV_ZERO);
+		} else if (o->zero && st == OV_ZERO) {
+			/* already zero */
 		} else if (st == OV_RAM) {
 			memcpy(ram + (ps - bstart), src, pe - ps);
 		} else if (st == OV_FILE) {
@@ -412,7 +414,7 @@ static void write_settle(struct ovwrite *o)
 		ov_busy_del(ov, o->busy[i]);
 	struct cwait *waiters = ov->waiters;
 	ov->waiters = NULL;
-	if (!o->trim) {
+	if (!o->zero) {
 		ov->stat_writes++;
 		ov->stat_bytes_written += r->len;
 	}
@@ -548,7 +550,7 @@ static void write_retry(struct cwait *wt, int res)
 	write_start((struct ovwrite *)wt);
 }
 
-static int write_common(struct vd_req *r, uint8_t *data, bool trim)
+static int write_common(struct vd_req *r, uint8_t *data, bool zero)
 {
 	struct ovwrite *o = calloc(1, sizeof *o);
 	if (!o) {
@@ -557,7 +559,7 @@ static int write_common(struct vd_req *r, uint8_t *data, bool trim)
 	}
 	o->r = r;
 	o->data = data;
-	o->trim = trim;
+	o->zero = zero;
 	o->wt.w = r->w;
 	o->wt.fn = write_retry;
 	write_start(o);
@@ -573,20 +575,12 @@ static int ovr_write(struct vd_req *r)
 	return write_common(r, data, false);
 }
 
-static int ovr_trim(struct vd_req *r)
-{
-	return write_common(r, NULL, true);
-}
-
+/* Trim and write-zeroes are the same here: whole blocks become ZERO (no
+ * space held, a FILE block's space is punched out), the partial blocks at
+ * the ends get zeros written, so a trimmed range always reads as zeros. */
 static int ovr_zero(struct vd_req *r)
 {
-	bool aligned = r->off % OV_BLOCK == 0 && ((r->off + r->len) % OV_BLOCK == 0 || r->off + r->len == r->vd->size);
-	if (aligned)
-		return write_common(r, NULL, true); /* whole blocks: ZERO state, no space held */
-	uint8_t *zeros = calloc(1, r->len);
-	if (!zeros)
-		return -ENOMEM;
-	return write_common(r, zeros, false);
+	return write_common(r, NULL, true);
 }
 
 /* ------------------------------------------------------------------ flush */
@@ -868,7 +862,7 @@ static const struct vdisk_ops overlay_ops = {
 	.read = ovr_read,
 	.write = ovr_write,
 	.flush = ovr_flush,
-	.trim = ovr_trim,
+	.trim = ovr_zero,
 	.zero = ovr_zero,
 	.cache = ovr_cache,
 	.extents = ovr_extents,
