@@ -39,6 +39,8 @@ struct bl_conf {
 	char overlay_dirs[CONF_PATH_MAX];/* overlay/dirs: space-separated directories */
 	unsigned overlay_ram_mb;         /* overlay/ram_mb: RAM tier per ephemeral client (live) */
 	unsigned overlay_boot_gap_s;     /* overlay/boot_gap_s: reconnect grace before a new boot (live) */
+	unsigned overlay_allow_image_disk; /* overlay/allow_image_disk: 1 = overlays may share an image's disk (live) */
+	char overlay_min_free[32];       /* overlay/min_free: free-space floor for new overlays, "1G", "5%" (live) */
 	unsigned cache_learn_s;          /* cache/learn_s: seconds of each connection whose reads form the boot set (live) */
 	unsigned cache_prefetch;         /* cache/prefetch: 1 = read learned boot sets ahead at start (live) */
 	char versions_dir[CONF_PATH_MAX];/* paths/versions: committed and flattened image versions (bootlinkctl) */

@@ -16,10 +16,12 @@
 #include "image.h"
 #include "log.h"
 #include "overlay.h"
+#include "stage.h"
 #include "util.h"
 #include "vdisk.h"
 
 #define MAX_DIRS 16
+#define OV_MIN_FREE (1ull << 20)
 
 struct cdisk {
 	struct cdisk *next;
@@ -40,11 +42,22 @@ static struct cdisk *clients;
 static char dirs[MAX_DIRS][1024];
 static int ndirs;
 static uint64_t ram_bytes, gap_ns;
+static bool allow_image_disk;
+static struct stage_floor floor_;
 
 void clients_configure(const struct bl_conf *c)
 {
 	pthread_mutex_lock(&lock);
 	ram_bytes = (uint64_t)c->overlay_ram_mb << 20;
+	allow_image_disk = c->overlay_allow_image_disk;
+	floor_ = (struct stage_floor){ .min_bytes = STAGE_FLOOR_DEFAULT_BYTES };
+	if (stage_floor_parse(c->overlay_min_free, &floor_) < 0) {
+		log_err("overlay/min_free: '%s' is not a size (like 1G) or a percentage (like 5%%); using 1G",
+			c->overlay_min_free);
+		floor_ = (struct stage_floor){ .min_bytes = STAGE_FLOOR_DEFAULT_BYTES };
+	}
+	if (floor_.min_bytes < OV_MIN_FREE)
+		floor_.min_bytes = OV_MIN_FREE; /* a full disk never takes a new overlay */
 	gap_ns = (uint64_t)c->overlay_boot_gap_s * 1000000000ull;
 	char list[CONF_PATH_MAX], *save = NULL;
 	snprintf(list, sizeof list, "%s", c->overlay_dirs);
@@ -59,26 +72,42 @@ void clients_configure(const struct bl_conf *c)
 	pthread_mutex_unlock(&lock);
 }
 
-/* The overlay directory with the most free space (lock held). */
-static const char *choose_dir(char *why, size_t len)
+/* Overlays each directory holds now (lock held). */
+static void count_clients(unsigned *per_dir)
 {
-	const char *best = NULL;
-	uint64_t best_free = 0;
 	for (int i = 0; i < ndirs; i++) {
-		struct statvfs st;
-		if (mkdir_p(dirs[i], 0700) < 0 || statvfs(dirs[i], &st) < 0 || access(dirs[i], W_OK) < 0) {
-			log_warn("overlay directory %s is not usable: %s", dirs[i], strerror(errno));
-			continue;
-		}
-		uint64_t fr = (uint64_t)st.f_bavail * st.f_frsize;
-		if (!best || fr > best_free) {
-			best = dirs[i];
-			best_free = fr;
-		}
+		per_dir[i] = 0;
+		for (struct cdisk *c = clients; c; c = c->next)
+			per_dir[i] += c->vd && strcmp(c->dir, dirs[i]) == 0;
 	}
-	if (!best)
-		snprintf(why, len, "no usable overlay directory (overlay/dirs): check that they exist and are writable");
-	return best;
+}
+
+/* Where a new overlay for a client of image_path goes (lock held): on a
+ * disk apart from the image's, with free space above overlay/min_free,
+ * the most free space first, then the fewest clients (common/stage.h).
+ * NULL with the reasons in why when no directory may be used. */
+static const char *choose_dir(const char *image_path, const char *mac, char *why, size_t len)
+{
+	const char *dv[MAX_DIRS];
+	unsigned per_dir[MAX_DIRS];
+	for (int i = 0; i < ndirs; i++) {
+		mkdir_p(dirs[i], 0700);
+		dv[i] = dirs[i];
+	}
+	count_clients(per_dir);
+	struct stage_choice ch;
+	char reasons[2048] = "";
+	int r = stage_choose(dv, ndirs, &image_path, 1, per_dir, &floor_, allow_image_disk, &ch, reasons,
+			     sizeof reasons);
+	str_rstrip(reasons);
+	if (r < 0) {
+		snprintf(why, len, "client %s: no overlay directory may be used: %.700s%s", mac, reasons,
+			 allow_image_disk ? "" : " (to allow the image's disk anyway: set overlay/allow_image_disk to 1)");
+		return NULL;
+	}
+	if (reasons[0])
+		log_info("client %s: overlay placed in %s; passed over: %.900s", mac, ch.dir, reasons);
+	return ch.dir;
 }
 
 static struct cdisk *find(const char *mac)
@@ -138,7 +167,7 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 			snprintf(c->dir, sizeof c->dir, "%.1000s", d);
 	}
 	if (!c->dir[0] || c->mode == DB_MODE_EPHEMERAL) {
-		const char *d = choose_dir(err, errlen);
+		const char *d = choose_dir(e->img->path, c->mac, err, errlen);
 		if (!d)
 			return -ENOSPC;
 		snprintf(c->dir, sizeof c->dir, "%.1000s", d);

@@ -82,6 +82,30 @@ static void put_file(const char *dir, const char *name, const char *fmt, ...)
 	write_small_file(path, val);
 }
 
+/* An entry's files appear all at once: a new entry is built in NAME.new
+ * and renamed into place by entry_end(); an existing one is updated file by
+ * file (each file replaced atomically). dir receives where to write. */
+static bool entry_begin(const char *base, const char *name, char *dir, size_t len)
+{
+	snprintf(dir, len, "%s/%s", base, name);
+	if (mkdir(dir, 0755) < 0 && errno == EEXIST)
+		return false;
+	rmdir(dir);
+	snprintf(dir, len, "%s/%s.new", base, name);
+	mkdir(dir, 0755);
+	return true;
+}
+
+static void entry_end(const char *base, const char *name, bool fresh)
+{
+	char from[1200], to[1200];
+	if (!fresh)
+		return;
+	snprintf(from, sizeof from, "%s/%s.new", base, name);
+	snprintf(to, sizeof to, "%s/%s", base, name);
+	rename(from, to);
+}
+
 static void rm_tree(const char *path)
 {
 	DIR *d = opendir(path);
@@ -134,8 +158,7 @@ static void dump_conns(const char *run)
 	for (size_t i = 0; i < n && keep; i++) {
 		struct conn *c = regs[i].c;
 		snprintf(keep[i], sizeof keep[i], "%" PRIu64, c->id);
-		snprintf(dir, sizeof dir, "%s/%s", base, keep[i]);
-		mkdir(dir, 0755);
+		bool fresh = entry_begin(base, keep[i], dir, sizeof dir);
 		put_file(dir, "peer", "%s", c->peer);
 		put_file(dir, "protocol", "%s", c->proto->name);
 		put_file(dir, "export", "%s", regs[i].export);
@@ -144,6 +167,7 @@ static void dump_conns(const char *run)
 		put_file(dir, "bytes_read", "%" PRIu64, __atomic_load_n(&c->stat_bytes_read, __ATOMIC_RELAXED));
 		put_file(dir, "bytes_written", "%" PRIu64, __atomic_load_n(&c->stat_bytes_written, __ATOMIC_RELAXED));
 		put_file(dir, "errors", "%" PRIu64, __atomic_load_n(&c->stat_errors, __ATOMIC_RELAXED));
+		entry_end(base, keep[i], fresh);
 	}
 	pthread_mutex_unlock(&lock);
 	if (keep)
@@ -174,8 +198,7 @@ static void dump_image(struct image *img, void *arg)
 		d->cap = cap;
 	}
 	snprintf(d->keep[d->n++], 96, "%s", img->name);
-	snprintf(dir, sizeof dir, "%s/%s", d->base, img->name);
-	mkdir(dir, 0755);
+	bool fresh = entry_begin(d->base, img->name, dir, sizeof dir);
 	put_file(dir, "id", "%lld", (long long)img->id);
 	put_file(dir, "path", "%s", img->path);
 	put_file(dir, "size", "%" PRIu64, img->size);
@@ -187,6 +210,7 @@ static void dump_image(struct image *img, void *arg)
 	put_file(dir, "errors", "%" PRIu64, __atomic_load_n(&img->stat_errors, __ATOMIC_RELAXED));
 	put_file(dir, "version", "%d", img->version);
 	put_file(dir, "bootset_blocks", "%" PRIu64, bootset_count(img));
+	entry_end(d->base, img->name, fresh);
 }
 
 static void dump_cache(const char *run)
@@ -231,8 +255,7 @@ static void dump_client(const struct client_info *ci, void *arg)
 		d->cap = cap;
 	}
 	snprintf(d->keep[d->n++], 96, "%s", ci->mac);
-	snprintf(dir, sizeof dir, "%s/%s", d->base, ci->mac);
-	mkdir(dir, 0755);
+	bool fresh = entry_begin(d->base, ci->mac, dir, sizeof dir);
 	put_file(dir, "mode", "%s", db_mode_name(ci->mode));
 	put_file(dir, "connections", "%u", ci->conns);
 	put_file(dir, "boots", "%" PRIu64, ci->boots);
@@ -244,6 +267,7 @@ static void dump_client(const struct client_info *ci, void *arg)
 	put_file(dir, "write_errors", "%" PRIu64, ci->errors);
 	put_file(dir, "enospc", "%" PRIu64, ci->enospc);
 	put_file(dir, "flushes", "%" PRIu64, ci->flushes);
+	entry_end(d->base, ci->mac, fresh);
 }
 
 static void dump_clients(const char *run)
