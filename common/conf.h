@@ -25,6 +25,7 @@
 struct bl_conf {
 	char dir[CONF_PATH_MAX];         /* the tree itself (absolute) */
 	char listen_nbd[128];            /* listen/nbd: "HOST:PORT", port 0 = any (tests); "" or "off" disables */
+	char listen_http[128];           /* listen/http: iPXE script endpoint, "off" disables */
 	unsigned workers;                /* workers: io_uring worker threads, 0 = one per core */
 	char db_path[CONF_PATH_MAX];     /* paths/db: sqlite database (absolute after load) */
 	char run_dir[CONF_PATH_MAX];     /* paths/run: runtime state tree (absolute after load) */

@@ -30,6 +30,7 @@
 #include "db.h"
 #include "exports.h"
 #include "log.h"
+#include "http.h"
 #include "iscsi.h"
 #include "nbd.h"
 #include "stats.h"
@@ -51,6 +52,7 @@ struct daemon {
 	unsigned nworkers;
 	char nbd_bound[128];
 	char iscsi_bound[128];
+	char http_bound[128];
 };
 
 static void usage(FILE *f)
@@ -168,6 +170,41 @@ static int write_run_file(const struct daemon *d, const char *name, const char *
 	snprintf(path, sizeof path, "%s/%s", d->conf.run_dir, name);
 	snprintf(line, sizeof line, "%s\n", val);
 	return write_small_file(path, line);
+}
+
+/* The port of a bound "host:port" (0 if none). */
+static unsigned port_of(const char *bound)
+{
+	const char *c = strrchr(bound, ':');
+	return c ? (unsigned)strtoul(c + 1, NULL, 10) : 0;
+}
+
+/* Every protocol's listening sockets, and <run>/listen/<protocol> for each. */
+static int start_listeners(struct daemon *d)
+{
+	const struct {
+		const char *what, *addr;
+		const struct proto *proto;
+		char *bound;
+	} ls[] = {
+		{ "nbd", d->conf.listen_nbd, &nbd_proto, d->nbd_bound },
+		{ "iscsi", d->conf.listen_iscsi, &iscsi_proto, d->iscsi_bound },
+		{ "http", d->conf.listen_http, &http_proto, d->http_bound },
+	};
+	char lp[CONF_PATH_MAX + 16], name[32];
+	snprintf(lp, sizeof lp, "%s/listen", d->conf.run_dir);
+	mkdir_p(lp, 0755);
+	for (size_t i = 0; i < ARRAY_SIZE(ls); i++) {
+		if (!ls[i].addr[0] || strcmp(ls[i].addr, "off") == 0)
+			continue;
+		int r = setup_listeners(d, ls[i].what, ls[i].addr, ls[i].proto, ls[i].bound, 128);
+		if (r < 0)
+			return r;
+		snprintf(name, sizeof name, "listen/%s", ls[i].what);
+		write_run_file(d, name, ls[i].bound);
+	}
+	http_set_ports(port_of(d->nbd_bound), port_of(d->iscsi_bound), port_of(d->http_bound));
+	return 0;
 }
 
 static void reload_db(struct daemon *d, bool force)
@@ -306,25 +343,10 @@ static int start(struct daemon *d)
 	exports_opened_hook = on_image_opened;
 	if (exports_reload(d->db) < 0)
 		return -EIO;
-	if (strcmp(d->conf.listen_nbd, "off") != 0 && d->conf.listen_nbd[0]) {
-		r = setup_listeners(d, "nbd", d->conf.listen_nbd, &nbd_proto, d->nbd_bound, sizeof d->nbd_bound);
-		if (r < 0)
-			return r;
-		char lp[CONF_PATH_MAX + 16];
-		snprintf(lp, sizeof lp, "%s/listen", d->conf.run_dir);
-		mkdir_p(lp, 0755);
-		write_run_file(d, "listen/nbd", d->nbd_bound);
-	}
 	iscsi_configure(&d->conf);
-	if (strcmp(d->conf.listen_iscsi, "off") != 0 && d->conf.listen_iscsi[0]) {
-		r = setup_listeners(d, "iscsi", d->conf.listen_iscsi, &iscsi_proto, d->iscsi_bound, sizeof d->iscsi_bound);
-		if (r < 0)
-			return r;
-		char lp[CONF_PATH_MAX + 16];
-		snprintf(lp, sizeof lp, "%s/listen", d->conf.run_dir);
-		mkdir_p(lp, 0755);
-		write_run_file(d, "listen/iscsi", d->iscsi_bound);
-	}
+	r = start_listeners(d);
+	if (r < 0)
+		return r;
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		r = worker_start(&d->workers[i]);
 		if (r < 0) {
