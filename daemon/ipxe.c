@@ -16,7 +16,7 @@ void ipxe_escape(const char *s, char *out, size_t len)
 {
 	size_t n = 0;
 	for (; *s && n + 1 < len; s++)
-		out[n++] = (isalnum((unsigned char)*s) || strchr(" ._:/()-", *s)) ? *s : '?';
+		out[n++] = (isalnum((unsigned char)*s) || strchr(" ._:/()-;,=", *s)) ? *s : '?';
 	if (len)
 		out[n] = 0;
 }

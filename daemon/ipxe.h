@@ -27,7 +27,7 @@ int ipxe_client_script(const struct ipxe_ctx *c, char *out, size_t len);
  * with backoff, then a shell with a message. */
 int ipxe_boot_script(const char *server, unsigned http_port, char *out, size_t len);
 /* Copy s into out keeping only characters that cannot start an iPXE
- * expansion or command ([A-Za-z0-9 ._:/()-], others become '?'). */
+ * expansion or command ([A-Za-z0-9 ._:/()-;,=], others become '?'). */
 void ipxe_escape(const char *s, char *out, size_t len);
 
 #endif
