@@ -36,7 +36,18 @@ LDFLAGS += -pthread $(SANFLAGS)
 objs = $(addprefix $(O)/,$(sort $($(1)-y)))
 libs = $(shell $(PKG_CONFIG) --libs $($(1)-pkgs) 2>/dev/null)
 
-all: $(addprefix $(O)/,$(programs))
+# Every library the appliance builds on, found by pkg-config. libnl-genl-3
+# is for the kernel nbd helper (bootlink-attach) of the boot chain.
+REQUIRED_PKGS := liburing sqlite3 blkid libnl-genl-3.0 nettle
+
+all: pkgcheck $(addprefix $(O)/,$(programs))
+
+pkgcheck:
+	@missing=""; for p in $(REQUIRED_PKGS); do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "missing libraries (pkg-config):$$missing -- run 'make deps' as root on Debian 12, or see README.md" >&2; \
+		exit 1; \
+	fi
 
 define prog_rule
 $(O)/$(1): $(call objs,$(1))
@@ -50,7 +61,7 @@ $(O)/%.o: %.c
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
 
-.PHONY: all deps check unit bench demo clean
+.PHONY: all pkgcheck deps check unit bench demo fuzz clean
 deps:
 	@tests/lib/deps.sh
 
@@ -66,5 +77,18 @@ bench: deps all
 demo: deps all
 	@BUILD=$(O) tests/lib/demo.sh
 
+# libFuzzer harnesses (Kbuild's fuzz-y) with clang, ASan and UBSan; each
+# runs FUZZ_SECONDS (default 60) over its corpus in tests/fuzz/corpus/NAME,
+# which grows as the fuzzer finds new paths (commit what it adds).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build-fuzz
+	@set -e; $(foreach n,$(fuzz-y), \
+		clang -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Idaemon -D_GNU_SOURCE \
+			$($(n)-src) -o build-fuzz/$(n); \
+		mkdir -p tests/fuzz/corpus/$(n); \
+		build-fuzz/$(n) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 tests/fuzz/corpus/$(n) 2>&1 | \
+			grep -E "^(stat::number_of_executed_units|Done|==.*ERROR)" | sed 's|^|$(n): |';)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
