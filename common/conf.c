@@ -44,8 +44,6 @@
 static const struct conf_key schema[] = {
 	{ .name = "listen/nbd", .type = CONF_ADDR, .def = "0.0.0.0:10809", FIELD(listen_nbd),
 	  .help = "address the NBD server listens on (port 0 = any free port)" },
-	{ .name = "listen/http", .type = CONF_ADDR, .def = "0.0.0.0:80", FIELD(listen_http),
-	  .help = "address of the HTTP endpoint that hands iPXE its per-client scripts", .note = "off = disabled" },
 	{ .name = "workers", .type = CONF_UINT, .def = "0", .min = 0, .max = 256, FIELD(workers),
 	  .help = "io_uring worker threads", .note = "0 = one per core" },
 	{ .name = "paths/db", .type = CONF_PATH, .def = "/var/lib/bootlink/bootlink.db", FIELD(db_path),
@@ -95,6 +93,8 @@ static const struct conf_key schema[] = {
 	{ .name = "versions/max_chain", .type = CONF_UINT, .def = "8", .min = 1, .max = 32, .live = true,
 	  FIELD(versions_max_chain),
 	  .help = "deltas an image version may stack before bootlinkctl suggests `image flatten`" },
+	{ .name = "listen/http", .type = CONF_ADDR, .def = "0.0.0.0:80", FIELD(listen_http),
+	  .help = "address of the HTTP endpoint that hands iPXE its per-client scripts", .note = "off = disabled" },
 };
 
 /* The schema table (conf.h). */

@@ -279,6 +279,7 @@ int clients_reset(const char *mac)
 void clients_tick(uint64_t now)
 {
 	pthread_mutex_lock(&lock);
+	now = MAX(now, now_ns()); /* a release may have stamped last_close after the caller read the clock */
 	for (struct cdisk *c = clients; c; c = c->next)
 		if (c->vd && c->mode == DB_MODE_EPHEMERAL && c->conns == 0 && now - c->last_close_ns > gap_ns) {
 			log_info("client %s: gone for %llu s; its ephemeral overlay is discarded", c->mac,

@@ -290,9 +290,13 @@ static void post_send(struct conn *c)
 	conn_get(c);
 }
 
-/* Drop res sent bytes from the front of the queue, releasing finished messages. */
+/* Drop res sent bytes from the front of the queue, then release the
+ * finished messages. Releases run last: a release may queue and send more
+ * (a resumed connection answers buffered requests), which must see the
+ * queue with every sent byte already accounted for. */
 static void tx_advance(struct conn *c, size_t res)
 {
+	struct txmsg *sent = NULL, **tail = &sent;
 	c->tx_queued_bytes -= res;
 	while (c->txq) {
 		struct txmsg *m = c->txq;
@@ -312,6 +316,13 @@ static void tx_advance(struct conn *c, size_t res)
 		c->txq = m->next;
 		if (!c->txq)
 			c->txq_tail = NULL;
+		m->next = NULL;
+		*tail = m;
+		tail = &m->next;
+	}
+	while (sent) {
+		struct txmsg *m = sent;
+		sent = m->next;
 		if (m->release)
 			m->release(m);
 	}

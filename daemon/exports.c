@@ -247,7 +247,7 @@ int exports_lookup(const char *name, size_t len, struct export_ref *out)
 		return -ENOENT;
 	struct export probe;
 	snprintf(probe.name, sizeof probe.name, "%s", key);
-	const struct export *e = bsearch(&probe, t->v, t->n, sizeof *t->v, cmp_export);
+	const struct export *e = t->n ? bsearch(&probe, t->v, t->n, sizeof *t->v, cmp_export) : NULL;
 	int r = -ENOENT;
 	if (e) {
 		out->e = *e;

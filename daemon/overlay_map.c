@@ -216,6 +216,16 @@ static int open_files(struct overlay *ov, const char *stem, char *err, size_t er
 		snprintf(err, errlen, "overlay for %s: cannot size %s: %s", ov->name, ov->data_path, strerror(errno));
 		return -errno;
 	}
+	/* The map is small (2 bits per block): reserve all of it now, so that
+	 * recording blocks at a flush never fails for space on a full disk. */
+	if (ov->map_fd >= 0 && ov->map_pages) {
+		int r = posix_fallocate(ov->map_fd, 0, (off_t)ov->map_pages * OV_MAP_PAGE);
+		if (r != 0 && r != EOPNOTSUPP) {
+			snprintf(err, errlen, "overlay for %s: cannot reserve %s: %s (overlay disk full?)", ov->name,
+				 ov->map_path, strerror(r));
+			return -r;
+		}
+	}
 	return 0;
 }
 
