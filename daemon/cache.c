@@ -399,14 +399,15 @@ enum cache_get_result cache_get(struct image *img, uint64_t blk, uint64_t conn_i
 	if (b) {
 		b->pins++;
 		*out = b;
+		/* A second connection wants it (now or while it loads): protect it. */
+		if (b->list == L_A1 && conn_id != b->loader_conn) {
+			list_del(b);
+			list_add_tail(&C.am, b, L_AM);
+			C.st.promotions++;
+		}
+		b->ref = true;
 		if (b->state == B_VALID) {
 			C.st.hits++;
-			if (b->list == L_A1 && conn_id != b->loader_conn) {
-				list_del(b);
-				list_add_tail(&C.am, b, L_AM);
-				C.st.promotions++;
-			}
-			b->ref = true;
 			pthread_mutex_unlock(&C.lock);
 			return CACHE_HIT;
 		}
