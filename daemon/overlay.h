@@ -85,6 +85,9 @@ int overlay_open(const char *name, int mode, uint64_t size, const char *dir, con
 int overlay_open_ro(const char *name, uint64_t size, const char *data_path, const char *map_path,
 		    struct overlay **out, char *err, size_t errlen);
 void overlay_close(struct overlay *ov);
+/* Make everything written so far durable, synchronously (blocking I/O: for
+ * closing and shutdown, never on the request path). 0 or -errno. */
+int overlay_sync_now(struct overlay *ov);
 /* Delete a persistent overlay's files (overlay reset). */
 int overlay_remove_files(const char *dir, const char *file_stem);
 

@@ -851,6 +851,9 @@ static int ovr_cache(struct vd_req *r)
 static void ovr_destroy(struct vdisk *vd)
 {
 	struct ovd *d = vd->priv;
+	/* The last user is gone: what a persistent client wrote without a
+	 * flush is kept too (a flush round cannot be running: it holds a ref). */
+	overlay_sync_now(d->ov);
 	overlay_close(d->ov);
 	vdisk_put(d->base);
 	image_put(vd->img);

@@ -306,6 +306,33 @@ int overlay_open_ro(const char *name, uint64_t size, const char *data_path, cons
 	return 0;
 }
 
+int overlay_sync_now(struct overlay *ov)
+{
+	if (ov->map_fd < 0 || ov->mode == DB_MODE_EPHEMERAL)
+		return 0;
+	uint8_t *page = malloc(OV_MAP_PAGE);
+	if (!page)
+		return -ENOMEM;
+	int r = fdatasync(ov->data_fd) < 0 ? -errno : 0;
+	pthread_mutex_lock(&ov->lock);
+	for (size_t p = 0; p < ov->map_pages && r == 0; p++) {
+		if (!ov->map_dirty[p])
+			continue;
+		ov_encode_page(ov, p, page);
+		if (pwrite(ov->map_fd, page, OV_MAP_PAGE, (off_t)p * OV_MAP_PAGE) != (ssize_t)OV_MAP_PAGE)
+			r = -errno ? -errno : -EIO;
+		else
+			ov->map_dirty[p] = 0;
+	}
+	pthread_mutex_unlock(&ov->lock);
+	if (r == 0 && fdatasync(ov->map_fd) < 0)
+		r = -errno;
+	free(page);
+	if (r < 0)
+		log_err("client %s: saving the overlay map %s failed: %s", ov->name, ov->map_path, strerror(-r));
+	return r;
+}
+
 void overlay_close(struct overlay *ov)
 {
 	if (!ov)
