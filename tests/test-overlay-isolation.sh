@@ -56,6 +56,11 @@ nt "$(nbd_uri "client/$B")" $(steps_for r 2) r:$((3 << 20)):$((1 << 20)):2 ||
 	fail "client $B does not read back its own writes"
 ok "each client reads its own pattern"
 
+# Every spelling of a MAC names the same disk.
+nt "$(nbd_uri "52-54-00-0A-00-01")" r:0:4096:1 && nt "$(nbd_uri "client/52-54-00-0a-00-01")" r:0:4096:1 &&
+	nt "$(nbd_uri "client/52:54:00:0A:00:01")" r:0:4096:1 || fail "another spelling of $A does not show its writes"
+ok "52-54-00-0A-00-01, client/52-54-00-0a-00-01 and client/52:54:00:0A:00:01 are $A's disk"
+
 # Unwritten parts of a client's disk read as the image, also next to written bytes.
 for mac in "$A" "$B"; do
 	nt "$(nbd_uri "$mac")" rf:4096:896:"$T/img" rf:5003:7284:"$T/img" rf:12289:53247:"$T/img" \

@@ -6,10 +6,12 @@
 # reads as the image again; with a large gap they survive reconnects (also
 # for 12 clients reconnecting as fast as they can for 6 s), and connections
 # open at the same time share them; the gap is live.
+# Writes fill the RAM tier (overlay/ram_mb) and go on in an unnamed file.
 # Persistent: write + flush, SIGTERM, restart: the disk (sha256 over the
 # whole disk through nbdcopy) is the image plus the writes, from
 # <overlay dir>/<mac without colons>.data/.map/.info; the same after write +
-# flush and after write with FUA, each followed by kill -9 and a restart.
+# flush, after a write flushed by another connection of the client, and
+# after writes with FUA, each followed by kill -9 and a restart.
 # Writes without a flush before kill -9: nothing is asserted but that the
 # daemon restarts and serves the disk. A mode change persistent → ephemeral
 # (bootlinkctl client set) applies at the next boot: connections of the
@@ -91,6 +93,14 @@ gap 3600
 nt "$(nbd_uri "client/$E")" "${W1[@]}" || fail "ephemeral client: write failed"
 closed "$E"
 boots=$(rt "$E" boots)
+# W1 covers 518 blocks of 4 KiB; overlay/ram_mb=1 holds 256 of them, the rest
+# went to an unnamed file (nothing named after the client in the directory).
+ram=$(rt "$E" overlay_ram_bytes) file=$(rt "$E" overlay_file_bytes)
+[[ $ram == $((1 << 20)) && $((ram + file)) == $((518 * 4096)) ]] ||
+	fail "ephemeral client after 518 blocks of writes with overlay/ram_mb=1: overlay_ram_bytes=$ram overlay_file_bytes=$file, expected 1048576 and $((518 * 4096 - (1 << 20)))"
+[[ -z $(find "$T/conf/overlays" -name "${E//:/}*" 2>/dev/null) ]] ||
+	fail "an ephemeral overlay left named files: $(find "$T/conf/overlays" -name "${E//:/}*")"
+ok "ephemeral: RAM tier full at overlay/ram_mb (1 MiB), the rest in an unnamed file ($file bytes)"
 for i in 1 2 3; do
 	nt "$(nbd_uri "$E")" "${R1[@]}" || fail "ephemeral, boot_gap_s=3600: the writes are gone after reconnect $i"
 	closed "$E"
@@ -161,6 +171,19 @@ mkexpect "$T/want1" "$T/want2" "${W2[@]}" >"$T/want2.sum"
 [[ $(disk_sum "$P") == "$(<"$T/want2.sum")" ]] || fail "persistent: disk is not image + writes after kill -9 (sha256)"
 ok "persistent: write + flush, kill -9, restart: the writes are there"
 
+# A flush on one connection covers the writes another connection of the
+# same client got replies for (the export advertises CAN_MULTI_CONN).
+spawn "${NBDTOOL[@]}" "$(nbd_uri "$P")" w:$((5 << 20)):65536:6 hold:"$T/mc.hold"
+wait_for 30 test -e "$T/mc.hold" || fail "persistent client: write on the first connection did not complete"
+nt "$(nbd_uri "client/$P")" flush || fail "persistent client: flush on a second connection failed"
+kill9_restart
+rm -f "$T/mc.hold"
+nt "$(nbd_uri "$P")" r:$((5 << 20)):65536:6 ||
+	fail "persistent: a write flushed by another connection of the client is gone after kill -9"
+mkexpect "$T/want2" "$T/want2b" w:$((5 << 20)):65536:6 >"$T/want2.sum"
+mv "$T/want2b" "$T/want2"
+ok "persistent: a flush on another connection of the client made the write durable (kill -9, restart)"
+
 W3=(wf:0:4096:3 wf:$(((2 << 20) + 100)):200000:3 wf:-2500:2500:3)
 spawn "${NBDTOOL[@]}" "$(nbd_uri "$P")" "${W3[@]}" hold:"$T/p3.hold"
 wait_for 30 test -e "$T/p3.hold" || fail "persistent client: FUA writes did not complete"
@@ -177,7 +200,7 @@ spawn "${NBDTOOL[@]}" "$(nbd_uri "$P")" w:$((4 << 20)):$((1 << 20)):4 hold:"$T/p
 wait_for 30 test -e "$T/p4.hold" || fail "persistent client: unflushed write did not complete"
 kill9_restart
 rm -f "$T/p4.hold"
-nt "$(nbd_uri "$P")" r:0:4096:3 rf:$((5 << 20)):4096:"$T/img" || fail "persistent: after an unflushed kill -9, earlier flushed data is wrong"
+nt "$(nbd_uri "$P")" r:0:4096:3 r:$((5 << 20)):4096:6 rf:$(((5 << 20) + 65536)):4096:"$T/img" || fail "persistent: after an unflushed kill -9, earlier flushed data is wrong"
 ok "persistent: unflushed writes + kill -9: the daemon restarts and serves the disk (contents not asserted)"
 closed "$P"
 

@@ -10,6 +10,7 @@
 # blocks as data; the whole disk (nbdcopy, sha256) is the image with the
 # writes and zeroes applied. A client of a sparse image sees the image's
 # holes as holes (libnbd and nbdinfo --map), and its own writes as data.
+# Trimming a whole disk releases everything (runtime tree, data file).
 #
 # Every check runs; the failures are listed at the end.
 . "$(dirname "$0")/lib/common.sh"
@@ -144,6 +145,36 @@ map_ok() {
 		END { exit (bad || n != 4) }' || { echo "$out"; return 1; }
 }
 check "$S: nbdinfo --map shows exactly the 4 data extents" map_ok
+
+# A trim of the whole disk (one request, more than 8 MiB) releases every
+# block: the disk reads as zeros, block status is one hole, the runtime
+# tree holds no overlay bytes and the persistent data file no space.
+rt() { cat "$RUN/clients/$1/$2" 2>/dev/null || true; }
+rt_is() { [[ $(rt "$1" "$2") == "$3" ]]; }
+released() { rt_is "$1" overlay_ram_bytes 0 && rt_is "$1" overlay_file_bytes 0; }
+for mac in "$E" "$P"; do
+	nt "$(nbd_uri "$mac")" w:$M:$((3 * M)):6 flush >/dev/null || true # (again) something in RAM and in the file
+	check "$mac: trim of the whole disk: reads zeros, block status one hole" \
+		nt "$(nbd_uri "$mac")" trim:0:"$SIZE" flush rz:0:"$SIZE" bs:0:"$SIZE":hole
+	check "$mac: runtime tree: no overlay bytes after trimming everything" wait_for 5 released "$mac"
+done
+# (The partial last block shares a filesystem block that cannot be punched.)
+data_before_end() { # data_before_end FILE END: print the first data range before END
+	python3 - "$1" "$2" <<-'PY'
+		import os, sys
+		fd, end = os.open(sys.argv[1], os.O_RDONLY), int(sys.argv[2])
+		try:
+		    d = os.lseek(fd, 0, os.SEEK_DATA)
+		except OSError:
+		    sys.exit(0)
+		if d < end:
+		    print(f"data at {d}..{os.lseek(fd, d, os.SEEK_HOLE)}")
+	PY
+}
+data=$T/conf/overlays/${P//:/}.data
+left=$(data_before_end "$data" "$END")
+check "$P: the data file holds no space before its partial last block after trimming everything${left:+ ($left)}" \
+	test -z "$left"
 
 assert_daemon_alive
 stop_daemon

@@ -25,9 +25,15 @@
 #                           or the first error; prints "fill: wrote N bytes, error E"
 #   qr:OFF:SPAN:N:FILE      queue N reads of 4 KiB at once, cycling over [OFF, OFF+SPAN),
 #                           then wait for every reply; each must equal FILE's bytes
+#   sw:OFF:NBLK:MAP         write 512-byte sectors of the NBLK 4 KiB blocks from OFF, all
+#                           queued at once: MAP has 8 characters, one per sector of a
+#                           block; a digit D writes pattern D there, '.' leaves it alone
+#   sr:OFF:NBLK:MAP:FILE    read the blocks back: a digit D in MAP = pattern D, '.' =
+#                           FILE's bytes (the image)
 #   hold:FILE               create FILE, then wait (at most 120 s) until FILE is removed
 #                           (a test waits for FILE to exist, then removes it)
 #   mark:FILE               create FILE
+#   wait:FILE               wait (at most 120 s) until FILE exists (a start signal)
 #   size:N                  the export size must be N
 #
 # Exit status: 0 if every step did what it should, 1 otherwise (the first
@@ -225,6 +231,35 @@ class Tool:
                 h.aio_command_completed(cookie)
                 self.check(f"{s} (read at {pos})", bytes(buf.to_bytearray()),
                            want[pos - off:pos - off + BLOCK], pos)
+        elif op == "sw":
+            off, nblk, m = self.off(f[1]), int(f[2]), f[3]
+            cookies = []
+            for b in range(nblk):
+                for k, c in enumerate(m):
+                    if c != ".":
+                        pos = off + b * BLOCK + k * 512
+                        buf = nbd.Buffer.from_bytearray(bytearray(pattern(c, pos, 512)))
+                        cookies.append((h.aio_pwrite(buf, pos), buf, pos))
+            while h.aio_in_flight() > 0:
+                h.poll(-1)
+            for cookie, buf, pos in cookies:
+                try:
+                    h.aio_command_completed(cookie)
+                except nbd.Error as e:
+                    fail(f"{s}: write at {pos} failed: {err_name(e)}: {e.string}")
+        elif op == "sr":
+            off, nblk, m = self.off(f[1]), int(f[2]), f[3]
+            got = self.read(off, nblk * BLOCK)
+            with open(f[4], "rb") as fh:
+                fh.seek(off)
+                img = fh.read(nblk * BLOCK)
+            want = bytearray(img)
+            for b in range(nblk):
+                for k, c in enumerate(m):
+                    if c != ".":
+                        pos = b * BLOCK + k * 512
+                        want[pos:pos + 512] = pattern(c, off + pos, 512)
+            self.check(s, got, bytes(want), off)
         elif op == "hold":
             open(f[1], "w").close()
             deadline = time.monotonic() + 120
@@ -232,6 +267,12 @@ class Tool:
                 if time.monotonic() > deadline:
                     fail(f"{s}: still there after 120 s")
                 time.sleep(0.02)
+        elif op == "wait":
+            deadline = time.monotonic() + 120
+            while not os.path.exists(f[1]):
+                if time.monotonic() > deadline:
+                    fail(f"{s}: not there after 120 s")
+                time.sleep(0.005)
         elif op == "mark":
             open(f[1], "w").close()
         elif op == "size":
