@@ -46,6 +46,14 @@ struct bl_conf {
 	unsigned cache_prefetch;         /* cache/prefetch: 1 = read learned boot sets ahead at start (live) */
 	char versions_dir[CONF_PATH_MAX];/* paths/versions: committed and flattened image versions (bootlinkctl) */
 	unsigned versions_max_chain;     /* versions/max_chain: deltas before bootlinkctl suggests `image flatten` */
+	char listen_iscsi[128];          /* listen/iscsi: "HOST:PORT", port 0 = any (tests); "" or "off" disables */
+	char iscsi_target_address[128];  /* iscsi/target_address: portal announced and redirected to, "" = none */
+	unsigned iscsi_nop_interval_s;   /* iscsi/nop_interval_s: idle seconds before a NOP-In ping, 0 = off */
+	unsigned iscsi_nop_timeout_s;    /* iscsi/nop_timeout_s: seconds a ping may go unanswered */
+	char iscsi_chap_user[256];       /* iscsi/chap_user: CHAP user initiators log in as, "" = no CHAP */
+	char iscsi_chap_secret[256];     /* iscsi/chap_secret */
+	char iscsi_chap_mutual_user[256];   /* iscsi/chap_mutual_user: our name for mutual CHAP, "" = none */
+	char iscsi_chap_mutual_secret[256]; /* iscsi/chap_mutual_secret */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };

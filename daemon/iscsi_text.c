@@ -159,7 +159,7 @@ void textbuf_add(struct iscsi_textbuf *t, const char *key, const char *fmt, ...)
 		return;
 	}
 	size_t need = t->len + kl + 1 + (size_t)vl + 1;
-	if (need > ISCSI_TEXT_MAX) {
+	if (need > (t->limit ? t->limit : ISCSI_TEXT_MAX)) {
 		t->overflow = true;
 		return;
 	}

@@ -49,6 +49,7 @@ struct iscsi_textbuf {
 	char *buf;
 	size_t len, cap;
 	bool overflow;               /* something did not fit (or malloc failed) */
+	size_t limit;                /* cap on len; 0 = ISCSI_TEXT_MAX */
 };
 /* Append "key=value\0" (value from a printf format). */
 void textbuf_add(struct iscsi_textbuf *t, const char *key, const char *fmt, ...)

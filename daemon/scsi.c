@@ -221,6 +221,7 @@ void scsi_data_in(struct scsi_cmd *sc, uint32_t len, uint32_t alloc_len)
 void scsi_vd_prep(struct scsi_cmd *sc, struct vd_req *vr, enum vd_op op, uint64_t off, uint64_t len,
 		  void (*done)(struct vd_req *vr, int res), void *owner)
 {
+	memset(vr, 0, sizeof *vr);
 	vr->vd = sc->lu->vd;
 	vr->w = sc->w;
 	vr->op = op;
@@ -231,6 +232,9 @@ void scsi_vd_prep(struct scsi_cmd *sc, struct vd_req *vr, enum vd_op op, uint64_
 	vr->done = done;
 	vr->owner = owner;
 	vr->client_id = sc->client_id;
+	vr->learn = sc->learn && op == VD_READ;
+	vr->iov = vr->iov_inline;
+	vr->blks = vr->blk_inline;
 }
 
 /* Reset everything scsi_cmd_start() and the result use. */

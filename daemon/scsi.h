@@ -38,7 +38,7 @@
 #define SCSI_OPT_XFER_BLOCKS  2048u             /* optimal transfer length: 1 MiB */
 #define SCSI_MAX_PARAM_LEN    (64u * 1024)      /* buffered parameter list (MODE SELECT, UNMAP) */
 #define SCSI_MAX_UNMAP_DESC   256u              /* UNMAP block descriptors per command */
-#define SCSI_MAX_UNMAP_BLOCKS (1u << 22)        /* blocks per UNMAP descriptor: 2 GiB */
+#define SCSI_MAX_UNMAP_BLOCKS (1u << 20)        /* blocks per UNMAP descriptor: 512 MiB */
 #define SCSI_MAX_WS_BLOCKS    (1u << 22)        /* WRITE SAME blocks per command: 2 GiB */
 #define SCSI_WS_CHUNK         (1u << 20)        /* bytes per write of a WRITE SAME pattern */
 #define SCSI_MAX_LBA_DESC     64u               /* GET LBA STATUS descriptors per answer */
@@ -111,6 +111,8 @@ struct scsi_cmd {
 	uint8_t cdb[SCSI_CDB_MAX];
 	struct worker *w;            /* the worker vdisk requests run on */
 	uint64_t client_id;          /* connection id, for the cache */
+	bool learn;                  /* reads belong to a client's boot (vd_req.learn) */
+	uint32_t out_expected;       /* data-out bytes the initiator will send (its expected length) */
 	void (*done)(struct scsi_cmd *sc); /* once; may run inside scsi_cmd_start/_data/_data_end */
 	void *owner;                 /* the transport's task */
 

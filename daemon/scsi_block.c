@@ -313,6 +313,8 @@ int scsi_chk_write_same(struct scsi_cmd *sc)
 	sc->mode = f & (WS_UNMAP | WS_NDOB);
 	if (f & WS_NDOB)
 		return 0;
+	if (sc->out_expected != SCSI_BLOCK_SIZE) /* the data-out is exactly one block */
+		return invalid_cdb(sc);
 	sc->dir = SCSI_DIR_OUT;
 	sc->out_len = SCSI_BLOCK_SIZE;
 	return scsi_alloc_buf(sc, SCSI_BLOCK_SIZE);
