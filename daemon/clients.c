@@ -43,6 +43,7 @@ static char dirs[MAX_DIRS][1024];
 static int ndirs;
 static uint64_t ram_bytes, gap_ns;
 static bool allow_image_disk;
+static bool dir_failed[MAX_DIRS];      /* an overlay there hit an I/O error: no new overlays */
 static struct stage_floor floor_;
 
 void clients_configure(const struct bl_conf *c)
@@ -60,14 +61,21 @@ void clients_configure(const struct bl_conf *c)
 		floor_.min_bytes = OV_MIN_FREE; /* a full disk never takes a new overlay */
 	gap_ns = (uint64_t)c->overlay_boot_gap_s * 1000000000ull;
 	char list[CONF_PATH_MAX], *save = NULL;
+	static char nd[MAX_DIRS][1024];
+	int n = 0;
 	snprintf(list, sizeof list, "%s", c->overlay_dirs);
-	ndirs = 0;
-	for (char *t = strtok_r(list, " \t", &save); t && ndirs < MAX_DIRS; t = strtok_r(NULL, " \t", &save)) {
+	for (char *t = strtok_r(list, " \t", &save); t && n < MAX_DIRS; t = strtok_r(NULL, " \t", &save)) {
 		if (t[0] == '/')
-			snprintf(dirs[ndirs], sizeof dirs[ndirs], "%s", t);
+			snprintf(nd[n], sizeof nd[n], "%s", t);
 		else
-			snprintf(dirs[ndirs], sizeof dirs[ndirs], "%.500s/%.500s", c->dir, t);
-		ndirs++;
+			snprintf(nd[n], sizeof nd[n], "%.500s/%.500s", c->dir, t);
+		n++;
+	}
+	/* A new list of directories forgets which ones had failed. */
+	if (n != ndirs || memcmp(nd, dirs, sizeof nd) != 0) {
+		memcpy(dirs, nd, sizeof nd);
+		ndirs = n;
+		memset(dir_failed, 0, sizeof dir_failed);
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -90,15 +98,20 @@ static const char *choose_dir(const char *image_path, const char *mac, char *why
 {
 	const char *dv[MAX_DIRS];
 	unsigned per_dir[MAX_DIRS];
+	int n = 0;
 	for (int i = 0; i < ndirs; i++) {
+		if (dir_failed[i])
+			continue; /* until the daemon restarts or the setting changes */
 		mkdir_p(dirs[i], 0700);
-		dv[i] = dirs[i];
+		dv[n++] = dirs[i];
 	}
 	count_clients(per_dir);
 	struct stage_choice ch;
 	char reasons[2048] = "";
-	int r = stage_choose(dv, ndirs, &image_path, 1, per_dir, &floor_, allow_image_disk, &ch, reasons,
-			     sizeof reasons);
+	int r = n ? stage_choose(dv, n, &image_path, 1, per_dir, &floor_, allow_image_disk, &ch, reasons,
+				 sizeof reasons) : -ENOENT;
+	if (!n)
+		snprintf(reasons, sizeof reasons, "every overlay directory has failed (I/O errors; see the log)");
 	str_rstrip(reasons);
 	if (r < 0) {
 		snprintf(why, len, "client %s: no overlay directory may be used: %.700s%s", mac, reasons,
@@ -276,9 +289,59 @@ int clients_reset(const char *mac)
 	return r;
 }
 
+/* Directory index of dir, or -1 (lock held). */
+static int dir_index(const char *dir)
+{
+	for (int i = 0; i < ndirs; i++)
+		if (strcmp(dirs[i], dir) == 0)
+			return i;
+	return -1;
+}
+
+/* An overlay with I/O errors (not a full disk) marks its directory failed:
+ * no new overlays go there, and the clients on it are named (lock held). */
+static void check_failed_dirs(void)
+{
+	for (struct cdisk *c = clients; c; c = c->next) {
+		struct overlay *ov = c->vd ? vdisk_overlay(c->vd) : NULL;
+		int i = c->dir[0] ? dir_index(c->dir) : -1;
+		if (!ov || i < 0 || dir_failed[i])
+			continue;
+		pthread_mutex_lock(&ov->lock);
+		int e = ov->last_errno;
+		pthread_mutex_unlock(&ov->lock);
+		if (!e)
+			continue;
+		dir_failed[i] = true;
+		char names[512] = "";
+		for (struct cdisk *o = clients; o; o = o->next)
+			if (o->vd && strcmp(o->dir, c->dir) == 0 && strlen(names) + 20 < sizeof names)
+				snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "",
+					 o->mac);
+		log_err("overlay directory %s has failed (%s): it gets no new overlays; clients on it: %s "
+			"(check the disk, then restart bootlinkd)", c->dir, strerror(e), names);
+	}
+}
+
+void clients_foreach_dir(void (*cb)(int i, const char *dir, bool failed, unsigned clients, void *arg), void *arg)
+{
+	unsigned per_dir[MAX_DIRS];
+	char copy[MAX_DIRS][1024];
+	bool failed[MAX_DIRS];
+	pthread_mutex_lock(&lock);
+	int n = ndirs;
+	count_clients(per_dir);
+	memcpy(copy, dirs, sizeof copy);
+	memcpy(failed, dir_failed, sizeof failed);
+	pthread_mutex_unlock(&lock);
+	for (int i = 0; i < n; i++)
+		cb(i, copy[i], failed[i], per_dir[i], arg); /* outside the lock: cb may stat a slow disk */
+}
+
 void clients_tick(uint64_t now)
 {
 	pthread_mutex_lock(&lock);
+	check_failed_dirs();
 	now = MAX(now, now_ns()); /* a release may have stamped last_close after the caller read the clock */
 	for (struct cdisk *c = clients; c; c = c->next)
 		if (c->vd && c->mode == DB_MODE_EPHEMERAL && c->conns == 0 && now - c->last_close_ns > gap_ns) {

@@ -21,6 +21,7 @@
 #ifndef BL_CLIENTS_H
 #define BL_CLIENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,5 +56,8 @@ struct client_info {
 };
 void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *arg);
 void clients_shutdown(void);
+/* Each overlay directory (overlay/dirs): whether it failed, how many
+ * client overlays it holds. */
+void clients_foreach_dir(void (*cb)(int i, const char *dir, bool failed, unsigned clients, void *arg), void *arg);
 
 #endif

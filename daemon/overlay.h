@@ -73,6 +73,7 @@ struct overlay {
 	/* counters */
 	uint64_t stat_writes, stat_bytes_written, stat_errors, stat_enospc, stat_flushes;
 	uint64_t last_error_log_ns;
+	int last_errno;                   /* last I/O error other than ENOSPC (the disk may be failing) */
 };
 
 /* Create an overlay for a disk of `size` bytes in dir. Ephemeral: an

@@ -59,6 +59,8 @@ static void log_io_error(struct overlay *ov, const char *what, int res)
 	uint64_t now = now_ns();
 	if (res == -ENOSPC)
 		ov->stat_enospc++;
+	else
+		ov->last_errno = -res; /* the main thread's tick marks the directory failed */
 	ov->stat_errors++;
 	if (now - ov->last_error_log_ns < 10000000000ull)
 		return; /* once per 10 s per client: a client can trigger this at will */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -270,6 +271,31 @@ static void dump_client(const struct client_info *ci, void *arg)
 	entry_end(d->base, ci->mac, fresh);
 }
 
+static void dump_dir(int i, const char *path, bool failed, unsigned nclients, void *arg)
+{
+	char dir[1200], name[16];
+	struct statvfs st;
+	const char *base = arg;
+	snprintf(name, sizeof name, "%d", i);
+	bool fresh = entry_begin(base, name, dir, sizeof dir);
+	bool ok = statvfs(path, &st) == 0;
+	uint64_t fr = ok ? (uint64_t)st.f_bavail * st.f_frsize : 0, tot = ok ? (uint64_t)st.f_blocks * st.f_frsize : 0;
+	put_file(dir, "path", "%s", path);
+	put_file(dir, "state", "%s", failed ? "failed" : !ok ? "missing" : tot && fr * 100 / tot < 5 ? "nearly-full" : "ok");
+	put_file(dir, "clients", "%u", nclients);
+	put_file(dir, "free_bytes", "%" PRIu64, fr);
+	put_file(dir, "total_bytes", "%" PRIu64, tot);
+	entry_end(base, name, fresh);
+}
+
+static void dump_dirs(const char *run)
+{
+	char base[1100];
+	snprintf(base, sizeof base, "%s/overlay_dirs", run);
+	mkdir_p(base, 0755);
+	clients_foreach_dir(dump_dir, base);
+}
+
 static void dump_clients(const char *run)
 {
 	char base[1100];
@@ -287,6 +313,7 @@ void stats_dump(const char *run)
 	dump_conns(run);
 	dump_cache(run);
 	dump_clients(run);
+	dump_dirs(run);
 	snprintf(base, sizeof base, "%s/images", run);
 	mkdir_p(base, 0755);
 	struct img_dump d = { .base = base };
@@ -297,7 +324,7 @@ void stats_dump(const char *run)
 
 void stats_clear(const char *run)
 {
-	static const char *const sub[] = { "connections", "images", "clients", "totals", "cache", "listen", "ready", "pid" };
+	static const char *const sub[] = { "connections", "images", "clients", "overlay_dirs", "totals", "cache", "listen", "ready", "pid" };
 	char p[1200];
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
 		snprintf(p, sizeof p, "%s/%s", run, sub[i]);

@@ -12,6 +12,7 @@
  *                        version,bootset_blocks}
  *   <run>/clients/<mac>/{mode,connections,boots,overlay_dir,overlay_ram_bytes,overlay_file_bytes,
  *                        writes,bytes_written,write_errors,enospc,flushes}
+ *   <run>/overlay_dirs/<n>/{path,state (ok|nearly-full|failed|missing),clients,free_bytes,total_bytes}
  *   <run>/totals/{connections,exports}
  *   <run>/cache/{capacity_bytes,used_bytes,block_size,hits,misses,waits,disk_reads,disk_bytes,
  *                evictions,promotions,errors,blocks,probation_blocks,protected_blocks}
