@@ -76,6 +76,12 @@ void clients_configure(const struct bl_conf *c)
 		memcpy(dirs, nd, sizeof nd);
 		ndirs = n;
 		memset(dir_failed, 0, sizeof dir_failed);
+		for (int i = 0; i < ndirs; i++) {
+			int r = mkdir_p(dirs[i], 0700);
+			if (r < 0)
+				log_err("overlay directory %s is not usable: %s (is its disk mounted? fix overlay/dirs)",
+					dirs[i], strerror(-r));
+		}
 	}
 	pthread_mutex_unlock(&lock);
 }
