@@ -25,10 +25,16 @@ P2=52:54:00:0d:00:04 # persistent, on small, first flush after small is full
 mkdir -p "$T/conf/small" "$T/conf/big"
 mount -t tmpfs -o size=8m,mode=0700 tmpfs "$T/conf/small" 2>"$T/mount.err" ||
 	skip "cannot mount a tmpfs here: $(head -c 200 "$T/mount.err")"
-# Unmount before common.sh removes $T (lazy: the daemon may still hold files
-# there until it is stopped).
-# shellcheck disable=SC2154 # _rc is assigned inside the trap
-trap '_rc=$?; trap - ERR; umount -l "$T/conf/small" "$T/conf/big" 2>/dev/null; (exit $_rc); _cleanup' EXIT
+# Unmount before common.sh's _cleanup removes $T (lazy: the daemon may still
+# hold files there until _cleanup stops it), then hand it the exit status.
+_unmount() {
+	local rc=$?
+	set +e # the status below must not end the trap before _cleanup
+	trap - ERR
+	umount -l "$T/conf/small" "$T/conf/big" 2>/dev/null
+	return "$rc"
+}
+trap '_unmount; _cleanup' EXIT
 mount -t tmpfs -o size=2g,mode=0700 tmpfs "$T/conf/big" 2>"$T/mount.err" ||
 	skip "cannot mount a second tmpfs here: $(head -c 200 "$T/mount.err")"
 
