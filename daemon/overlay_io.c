@@ -579,10 +579,12 @@ static int ovr_write(struct vd_req *r)
 
 /* Trim and write-zeroes are the same here: whole blocks become ZERO (no
  * space held, a FILE block's space is punched out), the partial blocks at
- * the ends get zeros written, so a trimmed range always reads as zeros. */
+ * the ends get zeros written, so a trimmed range always reads as zeros.
+ * Write-zeroes with NO_HOLE writes zeros into every block instead. */
 static int ovr_zero(struct vd_req *r)
 {
-	return write_common(r, NULL, true);
+	/* NO_HOLE: the client wants the space kept: write real zeros. */
+	return write_common(r, NULL, !(r->op == VD_ZERO && (r->flags & VD_F_NO_HOLE)));
 }
 
 /* ------------------------------------------------------------------ flush */
