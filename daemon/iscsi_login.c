@@ -420,6 +420,9 @@ int iscsi_login_pdu(struct iscsi_conn *ic, const struct iscsi_hdr *h, const uint
 	uint16_t st = check_header(ic, l, h, why, sizeof why);
 	if (st)
 		return login_reject(ic, h, st, NULL, 0, why);
+	if (!l->started && chap_configured() && ISCSI_LOGIN_CSG(h->flags) != ISCSI_STAGE_SECURITY)
+		return login_reject(ic, h, ISCSI_LOGIN_AUTH_FAILED, NULL, 0,
+				    "login skips the security stage but CHAP is required (iscsi/chap_user)");
 	if (!l->started)
 		login_begin(ic, l, h);
 	if (l->in.len + h->dsl > ISCSI_TEXT_MAX)

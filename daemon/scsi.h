@@ -34,7 +34,7 @@
 #define SCSI_PBLOCK_EXP       3                 /* 2^3 logical blocks per 4 KiB physical block */
 #define SCSI_CDB_MAX          16                /* longest CDB we accept */
 #define SCSI_SENSE_LEN        18                /* fixed-format sense data */
-#define SCSI_MAX_XFER_BLOCKS  16384u            /* READ/WRITE/VERIFY: 8 MiB (Block Limits VPD) */
+#define SCSI_MAX_XFER_BLOCKS  65536u            /* READ/WRITE/VERIFY: 32 MiB (Block Limits VPD), as NBD */
 #define SCSI_OPT_XFER_BLOCKS  2048u             /* optimal transfer length: 1 MiB */
 #define SCSI_MAX_PARAM_LEN    (64u * 1024)      /* buffered parameter list (MODE SELECT, UNMAP) */
 #define SCSI_MAX_UNMAP_DESC   256u              /* UNMAP block descriptors per command */
