@@ -41,6 +41,30 @@ int mac_normalize(const char *in, char out[MAC_STR_LEN])
 	return 0;
 }
 
+void mac_hex(const char *mac, char out[13])
+{
+	int k = 0;
+	for (const char *p = mac; *p && k < 12; p++)
+		if (*p != ':' && *p != '-')
+			out[k++] = *p;
+	out[k] = 0;
+}
+
+int split_dirs(const char *base, const char *list, char (*out)[1024], int max)
+{
+	char buf[4096], *save = NULL;
+	int n = 0;
+	snprintf(buf, sizeof buf, "%s", list);
+	for (char *t = strtok_r(buf, " \t", &save); t && n < max; t = strtok_r(NULL, " \t", &save)) {
+		if (t[0] == '/')
+			snprintf(out[n], 1024, "%.1000s", t);
+		else
+			snprintf(out[n], 1024, "%.500s/%.500s", base, t);
+		n++;
+	}
+	return n;
+}
+
 int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[128];

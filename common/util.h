@@ -33,6 +33,13 @@ static inline void put_be64(void *p, uint64_t v) { put_be32(p, v >> 32); put_be3
 #define MAC_STR_LEN 18
 int mac_normalize(const char *in, char out[MAC_STR_LEN]);
 
+/* Canonical MAC → its 12 hex digits ("525400aabb01"): overlay file names, IQNs. */
+void mac_hex(const char *mac, char out[13]);
+
+/* Split a space-separated list of directories (overlay/dirs); relative ones
+ * are taken inside base. Returns how many (at most max) went to out. */
+int split_dirs(const char *base, const char *list, char (*out)[1024], int max);
+
 /* "HOST:PORT", "[V6]:PORT" or "PORT" into a sockaddr. Returns 0 or -EINVAL. */
 int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 /* Printable "ip:port" of a sockaddr. */

@@ -43,27 +43,7 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 /* Split overlay/dirs like bootlinkd does (clients_configure). */
 int vfile_overlay_dirs(const struct bl_conf *conf, char (*dirs)[CONF_PATH_MAX], int max)
 {
-	char list[CONF_PATH_MAX], *save = NULL;
-	int n = 0;
-	snprintf(list, sizeof list, "%s", conf->overlay_dirs);
-	for (char *t = strtok_r(list, " \t", &save); t && n < max; t = strtok_r(NULL, " \t", &save)) {
-		if (t[0] == '/')
-			snprintf(dirs[n], CONF_PATH_MAX, "%s", t);
-		else
-			snprintf(dirs[n], CONF_PATH_MAX, "%.500s/%.500s", conf->dir, t);
-		n++;
-	}
-	return n;
-}
-
-/* "52:54:00:aa:bb:01" -> "525400aabb01". */
-static void mac_stem(const char *mac, char out[16])
-{
-	int k = 0;
-	for (const char *p = mac; *p && k < 15; p++)
-		if (*p != ':')
-			out[k++] = *p;
-	out[k] = 0;
+	return split_dirs(conf->dir, conf->overlay_dirs, dirs, max);
 }
 
 /* Parse "version=KEY epoch=N" from the .info file. */
@@ -98,7 +78,7 @@ int vfile_find_overlay(const struct bl_conf *conf, const char *mac, struct vfile
 {
 	char dirs[16][CONF_PATH_MAX], stem[16], p[VF_PATH_MAX];
 	int n = vfile_overlay_dirs(conf, dirs, 16);
-	mac_stem(mac, stem);
+	mac_hex(mac, stem);
 	for (int i = 0; i < n; i++) {
 		snprintf(p, sizeof p, "%.1000s/%s.map", dirs[i], stem);
 		if (access(p, F_OK) == 0) {

@@ -448,20 +448,6 @@ enum cache_get_result cache_get(struct image *img, uint64_t blk, uint64_t conn_i
 	return CACHE_LOAD;
 }
 
-/* Hand res to every waiter: directly on this worker, by mailbox elsewhere. */
-static void wake_waiters(struct cwait *wt, struct worker *self, int res)
-{
-	while (wt) {
-		struct cwait *n = wt->next;
-		wt->res = res;
-		if (wt->w == self)
-			wt->fn(wt, res);
-		else
-			worker_post(wt->w, wt);
-		wt = n;
-	}
-}
-
 static void load_finish(struct cblock *b, int res)
 {
 	struct image *img = b->img;
@@ -484,7 +470,7 @@ static void load_finish(struct cblock *b, int res)
 	pthread_mutex_unlock(&C.lock);
 	struct worker *self = b->lw;
 	image_put(img);
-	wake_waiters(wt, self, res);
+	worker_wake_list(wt, self, res);
 }
 
 static void on_load(struct image_read *rd, int res)

@@ -60,17 +60,9 @@ void clients_configure(const struct bl_conf *c)
 	if (floor_.min_bytes < OV_MIN_FREE)
 		floor_.min_bytes = OV_MIN_FREE; /* a full disk never takes a new overlay */
 	gap_ns = (uint64_t)c->overlay_boot_gap_s * 1000000000ull;
-	char list[CONF_PATH_MAX], *save = NULL;
 	static char nd[MAX_DIRS][1024];
-	int n = 0;
-	snprintf(list, sizeof list, "%s", c->overlay_dirs);
-	for (char *t = strtok_r(list, " \t", &save); t && n < MAX_DIRS; t = strtok_r(NULL, " \t", &save)) {
-		if (t[0] == '/')
-			snprintf(nd[n], sizeof nd[n], "%s", t);
-		else
-			snprintf(nd[n], sizeof nd[n], "%.500s/%.500s", c->dir, t);
-		n++;
-	}
+	memset(nd, 0, sizeof nd);
+	int n = split_dirs(c->dir, c->overlay_dirs, nd, MAX_DIRS);
 	/* A new list of directories forgets which ones had failed. */
 	if (n != ndirs || memcmp(nd, dirs, sizeof nd) != 0) {
 		memcpy(dirs, nd, sizeof nd);
@@ -137,15 +129,6 @@ static struct cdisk *find(const char *mac)
 	return NULL;
 }
 
-static void mac_stem(const char *mac, char out[16])
-{
-	int k = 0;
-	for (const char *p = mac; *p && k < 15; p++)
-		if (*p != ':')
-			out[k++] = *p;
-	out[k] = 0;
-}
-
 /* A persistent overlay belongs to one image version and one overlay epoch:
  * the .info file says which. Another version (relink, commit, rollback) or
  * a newer epoch (overlay reset) discards it. */
@@ -178,8 +161,8 @@ static const char *find_existing(const char *stem)
 /* Open this boot's disk for c over e's image (lock held). */
 static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t errlen)
 {
-	char stem[16];
-	mac_stem(c->mac, stem);
+	char stem[13];
+	mac_hex(c->mac, stem);
 	if (c->mode != DB_MODE_EPHEMERAL) {
 		const char *d = find_existing(stem);
 		if (d)
@@ -278,8 +261,8 @@ void clients_new_boot(const char *mac)
 
 int clients_reset(const char *mac)
 {
-	char stem[16];
-	mac_stem(mac, stem);
+	char stem[13];
+	mac_hex(mac, stem);
 	pthread_mutex_lock(&lock);
 	struct cdisk *c = find(mac);
 	int r = -ENOENT;

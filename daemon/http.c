@@ -102,9 +102,7 @@ static void client_script(struct conn *c, const struct http_req *r, bool head)
 		respond_error(c, 400, head);
 		return;
 	}
-	for (int i = 0, k = 0; mac[i] && k < 12; i++)
-		if (mac[i] != ':')
-			hex[k++] = mac[i];
+	mac_hex(mac, hex);
 	snprintf(tiqn, sizeof tiqn, "iqn.2026-11.org.bootlink:client.%s", hex);
 	snprintf(iiqn, sizeof iiqn, "iqn.2026-11.org.bootlink:initiator.%s", hex);
 	server_addr(c, r, srv, sizeof srv);

@@ -40,20 +40,6 @@ struct ovd {
 
 static inline struct ovd *OVD(struct vd_req *r) { return r->vd->priv; }
 
-/* Run waiters: on this worker directly, elsewhere through the mailbox. */
-static void wake_list(struct cwait *wt, struct worker *self, int res)
-{
-	while (wt) {
-		struct cwait *n = wt->next;
-		wt->res = res;
-		if (wt->w == self)
-			wt->fn(wt, res);
-		else
-			worker_post(wt->w, wt);
-		wt = n;
-	}
-}
-
 static void log_io_error(struct overlay *ov, const char *what, int res)
 {
 	uint64_t now = now_ns();
@@ -431,7 +417,7 @@ static void write_settle(struct ovwrite *o)
 	o->ios = o->tail = NULL;
 	o->tofile = o->busy = NULL;
 	o->ntofile = o->nbusy = o->cap = 0;
-	wake_list(waiters, r->w, 0);
+	worker_wake_list(waiters, r->w, 0);
 	if (!o->err && (r->flags & VD_F_FUA) && ov->mode != DB_MODE_EPHEMERAL) {
 		o->wt.fn = after_fua_flush;
 		ov_flush(r->vd, r->w, &o->wt);
@@ -669,7 +655,7 @@ static void round_finish(struct flushround *f)
 	free(f);
 	if (next)
 		round_go(next);
-	wake_list(waiters, w, err);
+	worker_wake_list(waiters, w, err);
 }
 
 static void fsync_submit(struct flushround *f, int fd)

@@ -180,6 +180,19 @@ void worker_post(struct worker *w, struct cwait *wt)
 	worker_wake(w);
 }
 
+void worker_wake_list(struct cwait *wt, struct worker *self, int res)
+{
+	while (wt) {
+		struct cwait *n = wt->next;
+		wt->res = res;
+		if (wt->w == self)
+			wt->fn(wt, res);
+		else
+			worker_post(wt->w, wt);
+		wt = n;
+	}
+}
+
 static void mailbox_drain(struct worker *w)
 {
 	pthread_mutex_lock(&w->mbox_lock);

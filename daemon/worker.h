@@ -88,6 +88,9 @@ void worker_wake(struct worker *w);
 /* Hand a cache waiter to w: its fn runs on w's thread (thread-safe). */
 struct cwait;
 void worker_post(struct worker *w, struct cwait *wt);
+/* Run a list of waiters with res: on self directly, on other workers
+ * through their mailboxes. */
+void worker_wake_list(struct cwait *wt, struct worker *self, int res);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
 
