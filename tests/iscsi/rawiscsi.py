@@ -110,6 +110,7 @@ class Conn:
         self.itt = 0x100
         self.isid = b"\x80" + os.urandom(5)
         self.params = {}
+        self.neg = {}
 
     def close(self):
         try:
@@ -256,6 +257,8 @@ class Conn:
         assert r.login_status == 0, f"login status 0x{r.login_status:04x}"
         assert r.flags & 0x80 and r.flags & 3 == 3, "target did not move to full feature phase"
         self.params = dict(parse_text(r.data))
+        self.neg = dict(op)
+        self.neg.update(self.params)
         self.hd = header_digest
         self.dd = data_digest
         self.exp_cmd_sn = r.exp_cmd_sn
@@ -295,6 +298,43 @@ class Conn:
                 self.nop_out(itt=RSVD, ttt=p.w20, immediate=True, want_reply=False)
             elif p.op == OP_REJECT:
                 return None, p.data, p
+
+    def write(self, cdb, data, edtl=None):
+        """A write command with everything the negotiated parameters allow:
+        immediate data, unsolicited Data-Out up to FirstBurstLength, then the
+        Data-Out each R2T asks for (several may be outstanding). Checks every
+        R2T; returns (status, R2Ts seen)."""
+        edtl = len(data) if edtl is None else edtl
+        mrdsl = int(self.params.get("MaxRecvDataSegmentLength", 8192))
+        first = int(self.neg.get("FirstBurstLength", 65536))
+        imm = self.neg.get("ImmediateData", "Yes") == "Yes"
+        unsol = self.neg.get("InitialR2T", "Yes") == "No"
+        n_imm = min(len(data), first, mrdsl) if imm else 0
+        n_unsol = min(len(data), first) if unsol else n_imm
+        itt = self.scsi(cdb, edtl=edtl, write=True, data=data[:n_imm], final=n_unsol == n_imm, send_only=True)
+        off, sn = n_imm, 0
+        while off < n_unsol:
+            n = min(mrdsl, n_unsol - off)
+            self.data_out(itt, RSVD, off, data[off:off + n], data_sn=sn, final=off + n == n_unsol)
+            off, sn = off + n, sn + 1
+        r2ts = []
+        while True:
+            p = self.recv_pdu()
+            if p.op == OP_R2T:
+                assert p.itt == itt and p.w20 != RSVD, p
+                assert p.w36 == len(r2ts), f"R2TSN {p.w36}, expected {len(r2ts)}"
+                boff, blen = p.w40, p.w44
+                assert blen <= int(self.neg.get("MaxBurstLength", 262144)), "R2T longer than MaxBurstLength"
+                r2ts.append((boff, blen))
+                o, dsn = boff, 0
+                while o < boff + blen:
+                    n = min(mrdsl, boff + blen - o)
+                    self.data_out(itt, p.w20, o, data[o:o + n], data_sn=dsn, final=o + n == boff + blen)
+                    o, dsn = o + n, dsn + 1
+            elif p.op == OP_SCSI_RSP and p.itt == itt:
+                return p.b3, r2ts
+            else:
+                raise AssertionError(f"unexpected {p} during a write")
 
     def nop_out(self, itt=None, ttt=RSVD, data=b"", immediate=False, want_reply=True, cmd_sn=None):
         itt = self.next_itt() if itt is None else itt
