@@ -308,10 +308,18 @@ static int iscsi_tick(struct conn *c, uint64_t now)
 			  live_get(&g_live.handshake_timeout_s));
 		return -1;
 	}
-	if (ic->phase != ISCSI_PH_FFP || !g_iscsi.nop_interval_s || ic->ipxe)
+	if (ic->phase != ISCSI_PH_FFP || !g_iscsi.nop_interval_s)
 		return 0;
 	uint64_t interval = (uint64_t)g_iscsi.nop_interval_s * 1000000000ull;
 	uint64_t timeout = (uint64_t)g_iscsi.nop_timeout_s * 1000000000ull;
+	if (ic->ipxe) {
+		/* iPXE never answers a ping; a NOP-In asking for nothing still
+		 * makes TCP notice a client that has gone (RST or retransmission
+		 * timeout) instead of keeping its connection forever. */
+		if (now - ic->last_rx_ns > interval && now - ic->nop_sent_ns > interval)
+			iscsi_ffp_ping(ic, false);
+		return 0;
+	}
 	if (ic->nop_out) {
 		if (now - ic->nop_sent_ns > timeout && now - ic->last_rx_ns > timeout) {
 			iscsi_log(BL_INFO, ic, "no answer to a NOP-In ping within iscsi/nop_timeout_s (%u s); closing",
@@ -320,7 +328,7 @@ static int iscsi_tick(struct conn *c, uint64_t now)
 			return -1;
 		}
 	} else if (now - ic->last_rx_ns > interval) {
-		iscsi_ffp_ping(ic);
+		iscsi_ffp_ping(ic, true);
 	}
 	return 0;
 }

@@ -148,8 +148,9 @@ void iscsi_export_iqn(const struct export *e, char *buf, size_t len);
 int iscsi_ffp_pdu(struct iscsi_conn *ic, const struct iscsi_hdr *h, const uint8_t *bhs, const uint8_t *data);
 /* A task left the active list: answer a pending logout once none are left. */
 void iscsi_ffp_task_gone(struct iscsi_conn *ic);
-/* Ping the initiator (NOP-In with a TTT to echo). */
-void iscsi_ffp_ping(struct iscsi_conn *ic);
+/* A target NOP-In: a ping the initiator must answer (a TTT to echo), or,
+ * without want_answer, a keepalive it must not answer. */
+void iscsi_ffp_ping(struct iscsi_conn *ic, bool want_answer);
 
 /* --- iscsi_task.c --- */
 /* A task management request waiting for the tasks it aborted to end. */

@@ -78,14 +78,15 @@ static int nop_out(struct iscsi_conn *ic, const struct iscsi_hdr *h, const uint8
 	return 0;
 }
 
-void iscsi_ffp_ping(struct iscsi_conn *ic)
+void iscsi_ffp_ping(struct iscsi_conn *ic, bool want_answer)
 {
 	uint8_t b[ISCSI_BHS_LEN];
-	ic->nop_ttt = iscsi_new_ttt(ic);
-	struct iscsi_nop_in r = { .lun = 0, .itt = ISCSI_RSVD_TAG, .ttt = ic->nop_ttt, .sn = iscsi_sn_next(ic, false) };
+	uint32_t ttt = want_answer ? iscsi_new_ttt(ic) : ISCSI_RSVD_TAG;
+	struct iscsi_nop_in r = { .lun = 0, .itt = ISCSI_RSVD_TAG, .ttt = ttt, .sn = iscsi_sn_next(ic, false) };
 	iscsi_build_nop_in(b, &r);
 	iscsi_send_pdu(ic, b, NULL, 0);
-	ic->nop_out = true;
+	ic->nop_out = want_answer;
+	ic->nop_ttt = ttt;
 	ic->nop_sent_ns = now_ns();
 }
 

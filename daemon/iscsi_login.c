@@ -159,6 +159,29 @@ static void login_begin(struct iscsi_conn *ic, struct iscsi_login *l, const stru
 	l->neg.auth_allowed = chap_configured() ? ISCSI_AUTH_CHAP : ISCSI_AUTH_NONE;
 }
 
+struct nocase {
+	const char *key;
+	char found[96];
+};
+
+static void nocase_one(const struct export *e, void *arg)
+{
+	struct nocase *n = arg;
+	if (e->kind == EXPORT_IMAGE && !n->found[0] && strcasecmp(e->name, n->key) == 0)
+		snprintf(n->found, sizeof n->found, "%s", e->name);
+}
+
+/* iSCSI names are case-insensitive (RFC 3722 folds them to lower case);
+ * image names are not: find an image whose name differs only in case. */
+static int lookup_nocase(const char *key, enum export_kind kind, struct export_ref *ref)
+{
+	struct nocase n = { .key = key };
+	if (kind != EXPORT_IMAGE)
+		return -ENOENT;
+	exports_foreach(nocase_one, &n);
+	return n.found[0] ? exports_lookup(n.found, strlen(n.found), ref) : -ENOENT;
+}
+
 /* TargetName → export. 0, or a login status (why set). */
 static uint16_t resolve_target(struct iscsi_conn *ic, const char *name, char *why, size_t wl)
 {
@@ -179,7 +202,7 @@ static uint16_t resolve_target(struct iscsi_conn *ic, const char *name, char *wh
 	} else {
 		return snprintf(why, wl, "no target named '%s'", name), ISCSI_LOGIN_NOT_FOUND;
 	}
-	if (exports_lookup(key, strlen(key), &ref) < 0)
+	if (exports_lookup(key, strlen(key), &ref) < 0 && lookup_nocase(key, kind, &ref) < 0)
 		return snprintf(why, wl, "no target named '%s'", name), ISCSI_LOGIN_NOT_FOUND;
 	if (ref.e.kind != kind) {
 		exports_ref_release(&ref);

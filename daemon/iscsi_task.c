@@ -425,8 +425,10 @@ int iscsi_task_new(struct iscsi_conn *ic, const struct iscsi_hdr *h, const uint8
 	if (!t->scsi_done) {
 		t->takes_data = sc->dir == SCSI_DIR_OUT && sc->out_len > 0;
 		t->want = t->takes_data && t->wbit ? MIN(h->edtl, sc->out_len) : 0;
-		if (h->dsl && t->want)
+		if (h->dsl && t->want) {
 			scsi_cmd_data(sc, data, MIN(h->dsl, t->want));
+			ic->c->stat_bytes_written += MIN(h->dsl, t->want);
+		}
 	}
 	t->in_call = false;
 	task_progress(t);

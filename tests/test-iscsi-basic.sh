@@ -17,8 +17,10 @@ need_bootlink
 PREFIX=iqn.2026-11.org.bootlink
 mkimage "$T/one.img" 8M
 mkimage "$T/odd.img" 5M+1536
+mkimage "$T/mixed.img" 1M
 ctl image add one "$T/one.img"
 ctl image add odd "$T/odd.img"
+ctl image add Mixed.Case "$T/mixed.img"
 ctl client add 52:54:00:aa:bb:01 --image one
 start_daemon iscsi/nop_interval_s=0
 [[ -n ${ISCSI_ADDR:-} ]] || fail "no iSCSI listener (listen/iscsi)"
@@ -94,7 +96,7 @@ copy_cmp "$PREFIX:image.one" "$T/one.img"
 ok "an image target refuses writes"
 
 # --- names ----------------------------------------------------------------
-TARGET=$CLIENT ISCSI_HOST=$ISCSI_HOST ISCSI_PORT=$ISCSI_PORT python3 - "$TESTS/iscsi" <<'PY'
+MIXED=$T/mixed.img TARGET=$CLIENT ISCSI_HOST=$ISCSI_HOST ISCSI_PORT=$ISCSI_PORT python3 - "$TESTS/iscsi" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv[1])
 import rawiscsi as ri
@@ -107,8 +109,12 @@ assert c.send_targets("iqn.2026-11.org.bootlink:image.none") == []
 c = ri.Conn(h, p)
 r = c.login_pdu(0, 1, True, ri.text([("InitiatorName", "iqn.x:y"), ("TargetName", t.upper())]))
 assert r.login_status == 0, "IQNs are compared case-insensitively"
+c = ri.Conn(h, p)
+c.login(target="iqn.2026-11.org.bootlink:image.mixed.case")
+st, data, _ = c.scsi(bytes([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]), edtl=512, read=True)
+assert st == 0 and data == open(os.environ["MIXED"], "rb").read(512), "image Mixed.Case by its lower-case IQN"
 PY
-ok "SendTargets=IQN answers that target only; IQNs match case-insensitively"
+ok "SendTargets=IQN answers that target only; IQNs match case-insensitively (also image names)"
 if timeout 20 iscsi-inq "$(url "$PREFIX:client.525400aabbff")" >/dev/null 2>&1; then
 	fail "login to an unknown client target succeeded"
 fi
