@@ -43,7 +43,7 @@ fi
 ok "mutual CHAP: the initiator verifies the target"
 
 # --- byte level --------------------------------------------------------------
-for c in wrong-secret wrong-user no-chap-offered skip-security no-md5 reflection one-way mutual discovery-needs-chap; do
+for c in wrong-secret wrong-user no-chap-offered skip-security no-md5 reflection one-way mutual discovery-needs-chap ipxe; do
 	echo "--- $c"
 	timeout 30 python3 "$TESTS/iscsi/chap.py" "$c" || fail "case $c"
 	assert_daemon_alive "after $c"

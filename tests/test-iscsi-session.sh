@@ -1,5 +1,7 @@
 #!/bin/bash
 # test-iscsi-session — full feature phase at the byte level (tests/iscsi/session.py):
+#   - iPXE's login and I/O byte for byte (no key answered Reject, status in
+#     the last Data-In, 512-byte Data-Outs answering one R2T);
 #   - the data path at small MaxRecvDataSegmentLength/MaxBurstLength with
 #     several R2Ts outstanding, immediate and unsolicited data, with and
 #     without CRC32C digests; every Data-In checked (DataSN, offsets, F at
@@ -19,7 +21,7 @@ need_bootlink
 mkimage "$T/img" 16M
 ctl image add img "$T/img"
 ctl client add 52:54:00:aa:bb:05 --image img
-export TARGET=iqn.2026-11.org.bootlink:client.525400aabb05 NOP_INTERVAL=1 NOP_TIMEOUT=2
+export TARGET=iqn.2026-11.org.bootlink:client.525400aabb05 NOP_INTERVAL=1 NOP_TIMEOUT=2 IMAGE=$T/img
 start_daemon iscsi/nop_interval_s=$NOP_INTERVAL iscsi/nop_timeout_s=$NOP_TIMEOUT
 export ISCSI_HOST ISCSI_PORT
 run_case() {
@@ -27,7 +29,7 @@ run_case() {
 	timeout 60 python3 "$TESTS/iscsi/session.py" "$1" || fail "case $1"
 	assert_daemon_alive "after $1"
 }
-for c in data-path initial-r2t nop-ping no-ping-for-ipxe tmf logout; do
+for c in ipxe data-path initial-r2t nop-ping no-ping-for-ipxe tmf logout; do
 	run_case "$c"
 done
 grep -q "no answer to a NOP-In ping" "$T/daemon.log" || fail "the closed idle session is not logged"

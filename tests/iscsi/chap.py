@@ -110,6 +110,14 @@ def case_discovery_needs_chap():
     assert ("TargetName", TARGET) in c.send_targets()
 
 
+def case_ipxe():
+    """iPXE's login with CHAP, byte for byte."""
+    c = ri.Conn(H, P)
+    c.ipxe_login("iqn.2010-04.org.ipxe:pc", TARGET, chap=(USER, SECRET))
+    st, _, _ = c.scsi(b"\0" * 6)
+    assert st == 0
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:

@@ -299,6 +299,58 @@ class Conn:
             elif p.op == OP_REJECT:
                 return None, p.data, p
 
+    def ipxe_login(self, initiator, target, chap=None):
+        """Log in exactly as iPXE does (src/net/tcp/iscsi.c): T set on every
+        request, AuthMethod=CHAP,None or None, CHAP_A=5, then its fixed
+        operational strings. Fails on any key answered Reject (iPXE treats a
+        Reject as fatal). Returns every response."""
+        self.isid = bytes([0x40, 0x00, 0x27, 0x23, 0x00, 0x00])
+        seen = []
+
+        def step(csg, nsg, pairs):
+            r = self.login_pdu(csg, nsg, True, text(pairs), itt=0x1000)
+            assert r.login_status == 0, f"iPXE login refused: 0x{r.login_status:04x}"
+            keys = parse_text(r.data)
+            assert not [k for k, v in keys if v == "Reject"], f"a key answered Reject breaks iPXE: {keys}"
+            seen.append(r)
+            return dict(keys), r
+        keys, r = step(0, 1, [("InitiatorName", initiator), ("TargetName", target), ("SessionType", "Normal"),
+                              ("AuthMethod", "CHAP,None" if chap else "None")])
+        if keys.get("AuthMethod") == "CHAP":
+            keys, r = step(0, 1, [("CHAP_A", "5")])
+            resp = hashlib.md5(bytes([int(keys["CHAP_I"])]) + chap[1].encode() +
+                               bytes.fromhex(keys["CHAP_C"][2:])).hexdigest()
+            keys, r = step(0, 1, [("CHAP_N", chap[0]), ("CHAP_R", "0x" + resp)])
+        assert r.flags & 0x80 and r.flags & 3 == 1, "target did not leave the security stage"
+        keys, r = step(1, 3, [("HeaderDigest", "None"), ("DataDigest", "None"), ("InitialR2T", "Yes"),
+                              ("MaxRecvDataSegmentLength", "8192"), ("MaxBurstLength", "262144"),
+                              ("DefaultTime2Wait", "0"), ("DefaultTime2Retain", "0"), ("MaxOutstandingR2T", "1"),
+                              ("DataPDUInOrder", "Yes"), ("DataSequenceInOrder", "Yes"), ("ErrorRecoveryLevel", "0")])
+        assert r.flags & 0x80 and r.flags & 3 == 3, "target did not enter full feature phase"
+        self.params = keys
+        self.neg = {"InitialR2T": "Yes", "ImmediateData": "No", "MaxBurstLength": "262144"}
+        self.neg.update(keys)
+        self.cmd_sn = r.exp_cmd_sn
+        return seen
+
+    def ipxe_io(self, image):
+        """What iPXE's sanboot does: READ CAPACITY, reads with status in the
+        last Data-In, and writes of 512-byte Data-Out PDUs answering one R2T."""
+        st, data, _ = self.scsi(bytes([0x25]) + b"\0" * 9, edtl=8, read=True)
+        assert st == 0 and int.from_bytes(data[:4], "big") + 1 == len(image) // 512, "READ CAPACITY(10)"
+        st, data, last = self.scsi(bytes([0x28, 0, 0, 0, 0, 1, 0, 0, 8, 0]), edtl=4096, read=True)
+        assert st == 0 and data == image[512:512 + 4096] and last.op == OP_DATA_IN, "READ(10) with status in Data-In"
+        new = os.urandom(2048)
+        itt = self.scsi(bytes([0x2a, 0, 0, 0, 0, 4, 0, 0, 4, 0]), edtl=2048, write=True, send_only=True)
+        p = self.recv_pdu()
+        assert p.op == OP_R2T and p.w40 == 0 and p.w44 == 2048, f"expected one R2T for everything: {p}"
+        for i in range(4):
+            self.data_out(itt, p.w20, 512 * i, new[512 * i:512 * i + 512], data_sn=i, final=i == 3)
+        st, _, _ = self.collect(itt)
+        assert st == 0, "iPXE-style write"
+        st, data, _ = self.scsi(bytes([0x28, 0, 0, 0, 0, 4, 0, 0, 4, 0]), edtl=2048, read=True)
+        assert data == new, "written data read back"
+
     def write(self, cdb, data, edtl=None):
         """A write command with everything the negotiated parameters allow:
         immediate data, unsolicited Data-Out up to FirstBurstLength, then the

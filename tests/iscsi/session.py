@@ -110,6 +110,12 @@ def case_no_ping_for_ipxe():
     assert c.ping(), "the silent iPXE session was closed"
 
 
+def case_ipxe():
+    c = ri.Conn(H, P)
+    c.ipxe_login("iqn.2010-04.org.ipxe:525400aabb05", TARGET)
+    c.ipxe_io(open(os.environ["IMAGE"], "rb").read())
+
+
 def case_redirect():
     want = os.environ["REDIRECT"]
     c = ri.Conn(H, P)
