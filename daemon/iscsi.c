@@ -61,6 +61,7 @@ struct iscsi_sn iscsi_sn_next(struct iscsi_conn *ic, bool advance)
 	return sn;
 }
 
+/* A control PDU is one allocation: txmsg and bytes. */
 static void release_free(struct txmsg *m)
 {
 	free(m);
@@ -131,6 +132,7 @@ static uint32_t max_dsl(const struct iscsi_conn *ic)
 	return ic->phase == ISCSI_PH_LOGIN ? ISCSI_LOGIN_MAX_DSL : ic->p.max_recv_dsl;
 }
 
+/* Digests apply from the first PDU after the final login response. */
 static bool digests_on(const struct iscsi_conn *ic)
 {
 	return ic->phase != ISCSI_PH_LOGIN;
@@ -195,6 +197,7 @@ static int rx_pdu(struct iscsi_conn *ic)
 	return r;
 }
 
+/* Discard what is buffered of a skipped data segment. */
 static void rx_skip(struct iscsi_conn *ic)
 {
 	struct conn *c = ic->c;
@@ -209,6 +212,7 @@ static void rx_skip(struct iscsi_conn *ic)
 	}
 }
 
+/* Bytes arrived: run the receive state machine until it needs more. */
 static int iscsi_on_data(struct conn *c)
 {
 	struct iscsi_conn *ic = c->proto_state;
@@ -252,6 +256,7 @@ static int iscsi_on_data(struct conn *c)
 
 static void watch_arm(struct iscsi_conn *ic);
 
+/* Every second: re-arm, or, once the connection closes, abort its tasks. */
 static void watch_fired(struct uop *op, int res, uint32_t flags)
 {
 	struct iscsi_conn *ic = (struct iscsi_conn *)((uint8_t *)op - __builtin_offsetof(struct iscsi_conn, watch));
@@ -264,6 +269,7 @@ static void watch_fired(struct uop *op, int res, uint32_t flags)
 	conn_put(c);
 }
 
+/* One 1 s io_uring timeout, holding a connection reference. */
 static void watch_arm(struct iscsi_conn *ic)
 {
 	ic->watch.cb = watch_fired;
@@ -333,6 +339,8 @@ static int iscsi_tick(struct conn *c, uint64_t now)
 	return 0;
 }
 
+/* Shutdown: close a login; in full feature phase stop reading, answer what
+ * runs, drop what waits for Data-Out, close when nothing is active. */
 static void iscsi_drain(struct conn *c)
 {
 	struct iscsi_conn *ic = c->proto_state;
@@ -348,6 +356,7 @@ static void iscsi_drain(struct conn *c)
 	iscsi_task_abort_waiting(ic); /* closes once nothing is active */
 }
 
+/* The connection is gone and nothing refers to it: free the session. */
 static void iscsi_destroy(struct conn *c)
 {
 	struct iscsi_conn *ic = c->proto_state;

@@ -149,6 +149,7 @@ static void tmf_run(struct iscsi_conn *ic, struct iscsi_tmf *m, const struct isc
 	}
 }
 
+/* Task Management Function Request. */
 static int tmf_request(struct iscsi_conn *ic, const struct iscsi_hdr *h)
 {
 	if (!cmd_sn_accept(ic, h))
@@ -193,6 +194,7 @@ void iscsi_ffp_task_gone(struct iscsi_conn *ic)
 		conn_close_after_send(ic->c);
 }
 
+/* Logout Request: close session/connection, or refuse recovery. */
 static int logout_request(struct iscsi_conn *ic, const struct iscsi_hdr *h, const uint8_t *bhs)
 {
 	uint8_t reason = h->flags & ISCSI_FUNC_MASK, resp = ISCSI_LOGOUT_RSP_OK;
@@ -230,6 +232,7 @@ struct st_ctx {
 	char addr[160];
 };
 
+/* One export as SendTargets lines, if it is wanted and available. */
 static void st_one(const struct export *e, void *arg)
 {
 	struct st_ctx *x = arg;
@@ -311,6 +314,8 @@ static void text_answer(struct iscsi_conn *ic, const struct iscsi_hdr *h, const 
 	text_send_piece(ic, h);
 }
 
+/* Text Request: a new exchange, more of the request (C), or a request
+ * for the rest of our answer (our TTT). */
 static int text_request(struct iscsi_conn *ic, const struct iscsi_hdr *h, const uint8_t *bhs, const uint8_t *data)
 {
 	if (!cmd_sn_accept(ic, h))

@@ -86,6 +86,7 @@ void iscsi_export_iqn(const struct export *e, char *buf, size_t len)
 	}
 }
 
+/* Must initiators authenticate? */
 static bool chap_configured(void)
 {
 	return g_iscsi.chap_user[0] && g_iscsi.chap_secret[0];
@@ -164,6 +165,7 @@ struct nocase {
 	char found[96];
 };
 
+/* exports_foreach callback of lookup_nocase(). */
 static void nocase_one(const struct export *e, void *arg)
 {
 	struct nocase *n = arg;

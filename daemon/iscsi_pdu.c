@@ -115,6 +115,7 @@ static void bhs_start(uint8_t *b, uint8_t op, uint8_t flags, uint32_t dsl, uint3
 	put_be32(b + BHS_ITT, itt);
 }
 
+/* StatSN, ExpCmdSN, MaxCmdSN at bytes 24-35. */
 static void bhs_sn(uint8_t *b, const struct iscsi_sn *sn)
 {
 	put_be32(b + BHS_W24, sn->stat_sn);

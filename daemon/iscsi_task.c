@@ -91,6 +91,7 @@ struct iscsi_task *iscsi_task_find(struct iscsi_conn *ic, uint32_t itt)
 	return NULL;
 }
 
+/* Put t on the active list (it counts in the CmdSN window). */
 static void task_link(struct iscsi_task *t)
 {
 	struct iscsi_conn *ic = t->ic;
@@ -103,6 +104,7 @@ static void task_link(struct iscsi_task *t)
 	ic->nactive++;
 }
 
+/* Take t off the active list (answered or aborted). */
 static void task_unlink(struct iscsi_task *t)
 {
 	struct iscsi_conn *ic = t->ic;
@@ -118,6 +120,7 @@ static void task_unlink(struct iscsi_task *t)
 	ic->nactive--;
 }
 
+/* Free t and what its answer held; drops its connection reference. */
 static void task_free(struct iscsi_task *t)
 {
 	struct iscsi_conn *ic = t->ic;
@@ -131,11 +134,13 @@ static void task_free(struct iscsi_task *t)
 	conn_put(c);
 }
 
+/* The answer has been sent (or dropped with the connection). */
 static void task_release(struct txmsg *m)
 {
 	task_free((struct iscsi_task *)((uint8_t *)m - __builtin_offsetof(struct iscsi_task, tx)));
 }
 
+/* The SCSI command has its outcome; inside a scsi_* call only note it. */
 static void task_scsi_done(struct scsi_cmd *sc)
 {
 	struct iscsi_task *t = sc->owner;
@@ -346,6 +351,8 @@ static void abort_progress(struct iscsi_task *t)
 		iscsi_tmf_task_gone(tmf);
 }
 
+/* Decide what t does next: solicit data, end the data-out, answer, or
+ * (aborted) go away. Always the last thing done with t. */
 static void task_progress(struct iscsi_task *t)
 {
 	for (;;) {

@@ -217,11 +217,13 @@ int iscsi_number(const char *s, size_t len, uint32_t *out)
 	return 0;
 }
 
+/* Value of a hex digit, or -1. */
 static int hex_digit(char c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
+/* Value of a base64 digit, or -1. */
 static int b64_digit(char c)
 {
 	return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
@@ -322,6 +324,7 @@ static bool list_next(const struct iscsi_kv *kv, size_t *pos, const char **item,
 	return true;
 }
 
+/* Is the list item exactly s? */
 static bool item_is(const char *item, size_t ilen, const char *s)
 {
 	return ilen == strlen(s) && memcmp(item, s, ilen) == 0;
@@ -333,11 +336,13 @@ static int parse_bool(const struct iscsi_kv *kv)
 	return val_is(kv, "Yes") ? 1 : val_is(kv, "No") ? 0 : -1;
 }
 
+/* Store a Yes/No result in its field. */
 static void set_bool(struct iscsi_params *p, const struct key_def *k, bool v)
 {
 	*(bool *)((char *)p + k->off) = v;
 }
 
+/* Store a numeric result in its field. */
 static void set_u32(struct iscsi_params *p, const struct key_def *k, uint32_t v)
 {
 	*(uint32_t *)((char *)p + k->off) = v;
@@ -357,6 +362,7 @@ static bool set_name(struct iscsi_params *p, const struct key_def *k, const stru
 }
 
 static int fail(struct iscsi_neg *n, uint16_t status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The negotiation fails with a login status; returns -1. */
 static int fail(struct iscsi_neg *n, uint16_t status, const char *fmt, ...)
 {
 	va_list ap;
@@ -367,6 +373,7 @@ static int fail(struct iscsi_neg *n, uint16_t status, const char *fmt, ...)
 	return -1;
 }
 
+/* Append "key=v" to the answer. */
 static void answer(struct iscsi_textbuf *out, const struct key_def *k, const char *v)
 {
 	textbuf_add(out, k->name, "%s", v);
@@ -557,6 +564,7 @@ static int negotiate_one(struct iscsi_neg *n, const struct key_def *k, const str
 	return 0;
 }
 
+/* The table row of a key, or NULL. */
 static const struct key_def *key_find(const struct iscsi_kv *kv)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
@@ -583,6 +591,7 @@ static int stage_check(struct iscsi_neg *n, const struct key_def *k, struct iscs
 	return 0;
 }
 
+/* Reset what one call reports (seen keys accumulate). */
 static void clear_results(struct iscsi_neg *n)
 {
 	n->auth_offered = n->session_type_seen = n->target_name_seen = n->initiator_name_seen = false;

@@ -352,6 +352,7 @@ static void stream_finish(struct scsi_cmd *sc)
 	scsi_complete(sc);
 }
 
+/* One streamed write finished; the last one after the data ends completes. */
 static void piece_done(struct vd_req *vr, int res)
 {
 	struct wpiece *p = vr->owner;

@@ -41,6 +41,7 @@ static void decode_lba(const uint8_t *cdb, uint8_t cdb_len, uint64_t *lba, uint3
 	}
 }
 
+/* ILLEGAL REQUEST / INVALID FIELD IN CDB; returns -1. */
 static int invalid_cdb(struct scsi_cmd *sc)
 {
 	scsi_sense(sc, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
@@ -69,6 +70,7 @@ int scsi_chk_read(struct scsi_cmd *sc)
 	return 0;
 }
 
+/* The read is in: its iovecs are the data-in. */
 static void read_done(struct vd_req *vr, int res)
 {
 	struct scsi_cmd *sc = vr->owner;
@@ -149,6 +151,7 @@ static int64_t first_difference(const struct scsi_cmd *sc, const struct vd_req *
 	return -1;
 }
 
+/* The medium is read: compare it with the data-out. */
 static void verify_done(struct vd_req *vr, int res)
 {
 	struct scsi_cmd *sc = vr->owner;
@@ -192,6 +195,7 @@ int scsi_chk_sync(struct scsi_cmd *sc)
 	return check_range_to_end(sc);
 }
 
+/* A request that is the whole command finished. */
 static void simple_done(struct vd_req *vr, int res)
 {
 	struct scsi_cmd *sc = vr->owner;
@@ -251,6 +255,7 @@ int scsi_chk_unmap(struct scsi_cmd *sc)
 	return scsi_alloc_buf(sc, plen);
 }
 
+/* Trim the range of UNMAP descriptor run_pos. */
 static int unmap_step(struct scsi_cmd *sc)
 {
 	const uint8_t *d = sc->buf + 8 + 16 * sc->run_pos;
@@ -320,6 +325,7 @@ int scsi_chk_write_same(struct scsi_cmd *sc)
 	return scsi_alloc_buf(sc, SCSI_BLOCK_SIZE);
 }
 
+/* Is the block all zeros (a WRITE SAME that can be a write-zeroes)? */
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -340,6 +346,7 @@ static int ws_step(struct scsi_cmd *sc)
 	return vdisk_submit(&sc->vr);
 }
 
+/* WRITE SAME of zeros: one write-zeroes, deallocating if UNMAP is set. */
 static int ws_zero_step(struct scsi_cmd *sc)
 {
 	scsi_vd_prep(sc, &sc->vr, VD_ZERO, sc->lba << SCSI_BLOCK_SHIFT, (uint64_t)sc->nblocks << SCSI_BLOCK_SHIFT,

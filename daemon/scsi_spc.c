@@ -34,6 +34,7 @@ void scsi_exec_good(struct scsi_cmd *sc)
 	scsi_complete(sc);
 }
 
+/* ILLEGAL REQUEST / INVALID FIELD IN CDB; returns -1. */
 static int invalid_cdb(struct scsi_cmd *sc)
 {
 	scsi_sense(sc, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
