@@ -190,11 +190,10 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 			overlay_close(ov);
 	}
 	vdisk_put(base);
-	if (r == 0) {
-		c->boots++;
-		log_info("client %s: %s overlay %s on image '%s' (%s)", c->mac, db_mode_name(c->mode),
-			 c->boots == 1 ? "opened" : "started afresh", e->img->name, c->dir);
-	}
+	if (r == 0)
+		log_info("client %s: boot %llu: %s overlay %s on image '%s' (%s)", c->mac, (unsigned long long)c->boots,
+			 db_mode_name(c->mode), c->mode == DB_MODE_EPHEMERAL ? "started empty" : "opened", e->img->name,
+			 c->dir);
 	return r;
 }
 
@@ -226,6 +225,7 @@ int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_
 		c->mode = e->mode;
 		c->epoch = e->epoch;
 		c->boot_pending = false;
+		c->boots++;
 	}
 	int r = 0;
 	if (!c->vd)

@@ -195,6 +195,8 @@ static void reply(struct nbd_req *r, int res)
 				(unsigned long long)r->vr.off, (unsigned long long)r->vr.len, strerror(-res));
 	} else if (r->type == NBD_CMD_READ) {
 		n->c->stat_bytes_read += r->vr.len;
+	} else if (r->type == NBD_CMD_WRITE) {
+		n->c->stat_bytes_written += r->vr.len;
 	}
 	n->c->stat_requests++;
 	conn_send(n->c, m);
