@@ -384,6 +384,7 @@ class Conn:
                     self.data_out(itt, p.w20, o, data[o:o + n], data_sn=dsn, final=o + n == boff + blen)
                     o, dsn = o + n, dsn + 1
             elif p.op == OP_SCSI_RSP and p.itt == itt:
+                self.last_rsp = p
                 return p.b3, r2ts
             else:
                 raise AssertionError(f"unexpected {p} during a write")
