@@ -75,11 +75,7 @@ void iscsi_export_iqn(const struct export *e, char *buf, size_t len)
 {
 	if (e->kind == EXPORT_CLIENT) {
 		char mac[13];
-		int k = 0;
-		for (const char *s = e->mac; *s && k < 12; s++)
-			if (*s != ':')
-				mac[k++] = *s;
-		mac[k] = 0;
+		mac_hex(e->mac, mac);
 		snprintf(buf, len, ISCSI_IQN_PREFIX ISCSI_IQN_CLIENT "%s", mac);
 	} else {
 		snprintf(buf, len, ISCSI_IQN_PREFIX ISCSI_IQN_IMAGE "%s", e->name);
