@@ -209,7 +209,8 @@ int exports_reload(struct db *db)
 		table_put(old);
 		return r < 0 ? r : b.err;
 	}
-	qsort(b.t->v, b.t->n, sizeof *b.t->v, cmp_export);
+	if (b.t->n)
+		qsort(b.t->v, b.t->n, sizeof *b.t->v, cmp_export); /* v is NULL while empty */
 	pthread_mutex_lock(&lock);
 	current = b.t;
 	pthread_mutex_unlock(&lock);
