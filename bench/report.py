@@ -2,6 +2,7 @@
 """report.py — turn the records bench/run.sh wrote into the results table.
 
     report.py DIR OUT.md
+    report.py --storm DIR OUT.md     (bench/storm.sh run by itself: the boot-storm section only)
 
 DIR holds four tab-separated files written by run.sh:
 
@@ -13,6 +14,9 @@ DIR holds four tab-separated files written by run.sh:
   results.tsv  row id, server, run, status, value, io_bytes, cpu_ticks, p99_us, note
                  status "ok" or "fail"; value is MiB/s or IOPS (the row's unit);
                  cpu_ticks is the server's utime+stime over the run (clock ticks)
+
+If DIR also holds storm.tsv (bench/storm.sh, called by run.sh), the report gets
+a "Boot storm" section; see storm_section().
 
 Writes the full markdown report to OUT.md and prints the tables (aligned
 markdown, readable as plain text) to stdout. Standard library only.
@@ -80,7 +84,230 @@ def table(header, rows):
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------- boot storm
+# bench/storm.sh writes storm.tsv, storm-meta.tsv and storm-servers.tsv (into
+# run.sh's DIR when run.sh calls it, else into its own); storm_section() turns
+# them into the report's "Boot storm" section.
+
+STORM_COLS = ("row", "server", "run", "status", "total_s", "p50_s", "p99_s", "disk_bytes",
+              "proc_read_bytes", "cpu_ticks", "bytes_read", "bytes_written", "verified", "reconnects", "note")
+
+
+def storm_section(d, clk=100.0):
+    """Markdown lines of the boot-storm section, or [] if storm.sh left no records."""
+    import json
+    path = os.path.join(d, "storm.tsv")
+    if not os.path.exists(path):
+        return []
+    recs = [dict(zip(STORM_COLS, r)) for r in read_tsv(path, len(STORM_COLS))]
+    meta = dict((k, v) for k, v in read_tsv(os.path.join(d, "storm-meta.tsv"), 2))
+    servers = read_tsv(os.path.join(d, "storm-servers.tsv"), 4)
+    names = [s[0] for s in servers] or sorted({r["server"] for r in recs})
+    status = {s[0]: s for s in servers}
+    peers = [n for n in names if n != "bootlinkd"]
+    rows = []
+    for nc in meta.get("clients", "").split():
+        for cache in ("cold", "warm"):
+            rows.append(("c%s-%s" % (nc, cache), "%s clients, %s" % (nc, cache)))
+
+    def series(row, srv, col, scale=1.0):
+        out = []
+        for r in recs:
+            if r["row"] == row and r["server"] == srv and r["status"] in ("ok", "wrong"):
+                try:
+                    out.append(float(r[col]) / scale)
+                except ValueError:
+                    pass
+        return out
+
+    def fails(row, srv):
+        return [r for r in recs if r["row"] == row and r["server"] == srv and r["status"] == "fail"]
+
+    def wrong(row, srv):
+        return any(r["row"] == row and r["server"] == srv and r["status"] == "wrong" for r in recs)
+
+    def scell(row, srv, col, scale=1.0, show_range=True):
+        st = status.get(srv)
+        if st and st[1] != "ok" and not series(row, srv, col, scale):
+            return "n/a (%s)" % st[2].split(": ", 1)[0].split("; ")[-1][:60]
+        f = fails(row, srv)
+        c = cell(series(row, srv, col, scale), len(f), show_range)
+        if c is not None and wrong(row, srv):
+            c += " ‡"
+        if c is None:
+            if f:
+                return "n/a (%s)" % (f[-1]["note"][:60] or "failed")
+            return "n/a" if col in ("disk_bytes", "proc_read_bytes", "cpu_ticks") else "n/a (not run)"
+        return c
+
+    def sratio(row, col, scale=1.0):
+        m = {s: statistics.median(series(row, s, col, scale)) for s in names if series(row, s, col, scale)}
+        if "bootlinkd" not in m:
+            return "n/a (no bootlinkd figure)"
+        pm = {p: m[p] for p in peers if p in m}
+        if not pm:
+            return "n/a (no peer figure)"
+        best = min(pm, key=pm.get)
+        if pm[best] <= 0:
+            return "n/a"
+        return "%.2f× vs %s" % (m["bootlinkd"] / pm[best], best)
+
+    hdr = ["storm"] + names + ["bootlinkd / best peer"]
+    t_total, t_lat, t_disk, t_cpu = [], [], [], []
+    for rid, title in rows:
+        t_total.append([title] + [scell(rid, s, "total_s") for s in names] + [sratio(rid, "total_s")])
+        lat = []
+        for s in names:
+            a, b = series(rid, s, "p50_s"), series(rid, s, "p99_s")
+            lat.append("%s / %s%s" % (fmt(statistics.median(a)), fmt(statistics.median(b)),
+                                      " ‡" if wrong(rid, s) else "") if a and b else scell(rid, s, "p50_s"))
+        t_lat.append([title] + lat + [sratio(rid, "p99_s") + " (p99)"])
+        t_disk.append([title] + [scell(rid, s, "disk_bytes", 1048576.0) for s in names]
+                      + [sratio(rid, "disk_bytes", 1048576.0)])
+        t_cpu.append([title] + [scell(rid, s, "cpu_ticks", clk) for s in names] + [sratio(rid, "cpu_ticks", clk)])
+
+    try:
+        tr = json.loads(meta.get("trace", "{}"))
+    except ValueError:
+        tr = {}
+    mib = lambda b: float(b) / 1048576
+    md = ["## Boot storm: many clients boot at once (bench/storm.sh)", ""]
+    if tr:
+        n = tr["reads_per_client"]
+        md.append("Every client replays the same synthetic Windows-like boot trace (seed %s): %.0f MiB in %d reads "
+                  "(mean %.1f KiB; %d %% 4 KiB, %d %% 8–12 KiB, %d %% 16–64 KiB, %d %% 128 KiB–1 MiB), %d of them "
+                  "re-reads, over %d files scattered on a %.0f MiB image; each client in its own order (shuffled "
+                  "within windows of %d) plus %d writes (4–64 KiB) of its own into write zones the reads never "
+                  "touch. The read set is %.0f MiB (%.0f MiB in 64 KiB blocks): the least a server can read from "
+                  "disk. Queue depth %s per client; %s run(s) per row and server." % (
+                      tr.get("seed"), mib(tr["read_bytes_per_client"]), n, tr["mean_read_kib"],
+                      100 * tr["reads_4k"] // max(n, 1), 100 * tr["reads_8_12k"] // max(n, 1),
+                      100 * tr["reads_16_64k"] // max(n, 1), 100 * tr["reads_128k_1m"] // max(n, 1),
+                      tr["rereads"], tr["files"], mib(tr["image_bytes"]), tr["window"], tr["writes_per_client"],
+                      mib(tr["unique_read_bytes"]), mib(tr["unique_64k_blocks_bytes"]), meta.get("qd", "?"),
+                      meta.get("runs", "?")))
+        md.append("")
+    md.append("**cold** = the server started afresh (empty cache; bootlinkd with `cache/prefetch`=0), page cache "
+              "dropped; **warm** = the same storm again at once on the same server. Each client's time runs from "
+              "its connect to its last reply. Cells: median [min–max] over the runs; † = spread over %d %% of "
+              "the median; ‡ = the server returned wrong data in at least one of those storms (see the notes)."
+              % int(NOISY * 100))
+    md.append("")
+    md.append("### Total time, s (lower is better)")
+    md.append("")
+    md.append(table(hdr, t_total))
+    md.append("")
+    md.append("### Per-client completion time p50 / p99, s (medians over runs; lower is better)")
+    md.append("")
+    md.append(table(hdr, t_lat))
+    md.append("")
+    md.append("### Bytes read from disk per storm, MiB")
+    md.append("")
+    md.append(table(hdr, t_disk))
+    md.append("")
+    md.append("bootlinkd: `images/storm/disk_bytes` in its runtime tree, before and after the storm. Peers: "
+              "`read_bytes` of `/proc/PID/io` of the server process, which includes its per-connection child "
+              "processes once they have exited. These count reads that reached the block device; a page-cache "
+              "hit is not a disk read.")
+    md.append("")
+    md.append("### Server CPU per storm, s (lower is better)")
+    md.append("")
+    md.append(table(hdr, t_cpu))
+    md.append("")
+    md.append("### Storm notes")
+    md.append("")
+    md.append("- Page cache: %s." % meta.get("drop_caches", "?"))
+    md.append("- nbdkit's cow filter keeps **one** overlay for all connections (every client sees the others' "
+              "writes); it is the closest nbdkit gets to a per-client copy-on-write view. bootlinkd (an ephemeral "
+              "overlay per client) and nbd-server (`copyonwrite`, a diff file per connection) isolate clients. "
+              "Its cache filter runs with `cache-on-read=true`: by default it caches only writes, and with cow "
+              "above it none reach it.")
+    checked = []
+    for s in names:
+        per = set()
+        for r in recs:
+            if r["server"] == s and r["status"] in ("ok", "wrong"):
+                try:
+                    nc = int(r["row"][1:].split("-")[0])
+                    rd, rb = [int(x.split()[0]) for x in r["verified"].split(", ")]
+                    per.add("%d reads and %d read-backs" % (rd // nc, rb // nc))
+                except (ValueError, IndexError):
+                    pass
+        if per:
+            checked.append("%s %s" % (s, " or ".join(sorted(per))))
+    md.append("- Data checks: every 16th read of the base sequence is compared with the image file (read with "
+              "O_DIRECT after the storm), and where the server isolates clients each client reads back up to 8 of "
+              "its own writes; every check matched except in the storms listed below as failed or wrong data (checks per client and storm: %s)."
+              % ("; ".join(checked) if checked else "none"))
+    last = {}
+    for k in meta:
+        if k.startswith("bootlinkd_cache:"):
+            last[k.split(":", 1)[1]] = meta[k]
+    for rid, title in rows:
+        if rid in last:
+            md.append("- bootlinkd after the last %s storm: %s." % (title, last[rid]))
+    for r in recs:
+        if r["status"] == "fail":
+            md.append("- **failed**: %s, %s, run %s: %s" % (r["server"], r["row"], r["run"], r["note"] or "?"))
+        elif r["status"] == "wrong":
+            md.append("- ‡ **wrong data**: %s, %s, run %s: %s" % (r["server"], r["row"], r["run"], r["note"] or "?"))
+    if any(r["status"] == "wrong" and r["server"] == "nbd-server" for r in recs):
+        md.append("- nbd-server's `copyonwrite` with its worker threads (`max_threads`, default 4) can put a "
+                  "write at the wrong place in the diff file when a connection has several writes in flight "
+                  "(upstream NetworkBlockDevice/nbd issue #43; a copy-on-write fix was merged in 2025, after "
+                  "Debian 12's 3.24). `STORM_NBD_THREADS=1` is the upstream workaround.")
+    recon = {}
+    for r in recs:
+        if r["status"] in ("ok", "wrong") and r["reconnects"] not in ("", "0"):
+            recon.setdefault(r["server"], []).append("%s run %s: %s" % (r["row"], r["run"], r["reconnects"]))
+    for srv in names:
+        if srv in recon:
+            md.append("- %s: NBD handshakes retried: %s. All clients connect at once; when a server's listen "
+                      "backlog overflows (nbd-server's is 10), the kernel completes some TCP handshakes with SYN "
+                      "cookies and then drops them, the server never sees them, and since an NBD server speaks "
+                      "first nothing happens until the client gives up (after 5 s, then 5–10 s) and reconnects; "
+                      "those clients' times include the wait." % (srv, ", ".join(recon[srv])))
+    md.append("- Load average (1/5/15 min): at start %s, at end %s." % (meta.get("load_start", "?"),
+                                                                       meta.get("load_end", "?")))
+    md.append("- Replayer: `%s`" % meta.get("storm_cmd", "?"))
+    md.append("")
+    md.append("Storm servers:")
+    md.append("")
+    for srv, st, detail, cmd in servers:
+        md.append("- **%s** (%s)%s" % (srv, detail if detail else st, ("  \n  `%s`" % cmd) if cmd else ""))
+    md.append("")
+    return md
+
+
+def storm_main(d, out_path):
+    """report.py --storm DIR OUT.md: the storm section alone (bench/storm.sh run by itself)."""
+    meta = dict((k, v) for k, v in read_tsv(os.path.join(d, "storm-meta.tsv"), 2))
+    clk = float(os.sysconf("SC_CLK_TCK"))
+    head = ["# Boot storm — %s" % meta.get("date", "?"), "",
+            "Mode: **%s**; image %s." % (meta.get("mode", "?"), meta.get("image", "?")), ""]
+    body = storm_section(d, clk)
+    machine = ["## Machine", ""]
+    for key, label in (("nproc", "CPUs (nproc)"), ("cpu", "CPU model"), ("mem", "Memory"),
+                       ("kernel", "Kernel"), ("disk", "Disk (df -hT of the image directory)"),
+                       ("commit", "bootlink commit")):
+        machine.append("- %s: %s" % (label, meta.get(key, "?")))
+    for k in sorted(meta):
+        if k.startswith("pkg:"):
+            machine.append("- %s %s" % (k[4:], meta[k]))
+    machine.append("")
+    md = "\n".join(head + body + machine)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(md)
+    os.replace(out_path + ".tmp", out_path)
+    print("\n".join(head + body))
+    print("Full report: %s" % out_path)
+    return 0
+
+
 def main(argv):
+    if len(argv) == 4 and argv[1] == "--storm":
+        return storm_main(argv[2], argv[3])
     if len(argv) != 3:
         print("usage: report.py DIR OUT.md", file=sys.stderr)
         return 2
@@ -236,14 +463,15 @@ def main(argv):
         machine.append("- %s (`%s`):  \n  `%s`" % (title, rid, cmd))
     machine.append("")
 
-    md = "\n".join(head + tables + notes_md + machine)
+    storm_md = storm_section(d, clk)  # boot-storm rows (bench/storm.sh), if it ran
+    md = "\n".join(head + tables + notes_md + storm_md + machine)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     tmp = out_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(md)
     os.replace(tmp, out_path)
 
-    print("\n".join(head + tables + notes_md))
+    print("\n".join(head + tables + notes_md + storm_md))
     print("Full report (machine, versions, server and fio command lines): %s" % out_path)
     return 0
 

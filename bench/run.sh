@@ -624,6 +624,9 @@ fi
 # Stop the servers before the report so nothing is left behind if it fails.
 for p in "${STARTED[@]}"; do stop_pid "$p"; done
 
+# Boot-storm rows (bench/storm.sh, its own servers; records into $TMP for report.py). BENCH_STORM=0 skips them.
+[[ ${BENCH_STORM:-1} == 0 ]] || "$BENCH/storm.sh" --into "$TMP" || say "storm: bench/storm.sh exited with status $?"
+
 python3 "$BENCH/report.py" "$TMP" "$OUT" || die "report.py failed"
 grep -q $'\tok\t' "$TMP/results.tsv" || { say "no server produced a figure"; exit 1; }
 exit 0

@@ -16,6 +16,8 @@ PACKAGES=(
 	build-essential pkg-config clang
 	liburing-dev libsqlite3-dev sqlite3 libblkid-dev
 	libnl-3-dev libnl-genl-3-dev nettle-dev
+	# the boot-storm replayer (bench/storm.c) links libnbd
+	libnbd-dev
 	# NBD tools and the test/benchmark peers
 	nbd-client nbd-server nbdkit libnbd-bin python3-libnbd
 	fio qemu-utils libiscsi-bin iperf3 valgrind python3
