@@ -34,8 +34,9 @@ start_daemon "${conf[@]}"
 fio_run() {
 	local name=$1 uri=$2 st=0
 	shift 2
-	timeout 120 fio --name="$name" --ioengine=nbd --uri="$uri" --verify_fatal=1 --group_reporting \
-		"$@" >"$T/fio-$name.log" 2>&1 || st=$?
+	# In $T: fio leaves its verify state files (*-verify.state) in its working directory.
+	(cd "$T" && timeout 120 fio --name="$name" --ioengine=nbd --uri="$uri" --verify_fatal=1 --group_reporting \
+		"$@") >"$T/fio-$name.log" 2>&1 || st=$?
 	grep -E 'err=|verify|bad magic|IOPS' "$T/fio-$name.log" | head -20
 	((st == 0)) || { cat "$T/fio-$name.log"; fail "fio $name exited with status $st"; }
 	! grep -qiE 'verify failed|bad magic|bad header|crc32c: verify' "$T/fio-$name.log" ||
@@ -75,8 +76,8 @@ ok "client $P: run 1's data verified after its flush, kill -9 and a restart"
 
 # The check is real: the ephemeral client's writes went with the restart,
 # and --verify_only must say so.
-if timeout 120 fio --name=negative --ioengine=nbd --uri="$(nbd_uri "$E")" --verify_fatal=1 "${job1[@]}" \
-	--verify_only >"$T/fio-negative.log" 2>&1; then
+if (cd "$T" && timeout 120 fio --name=negative --ioengine=nbd --uri="$(nbd_uri "$E")" --verify_fatal=1 "${job1[@]}" \
+	--verify_only) >"$T/fio-negative.log" 2>&1; then
 	cat "$T/fio-negative.log"
 	fail "fio --verify_only passed on a client whose writes are gone"
 fi

@@ -21,6 +21,8 @@ PACKAGES=(
 	# NBD tools and the test/benchmark peers
 	nbd-client nbd-server nbdkit libnbd-bin python3-libnbd
 	fio qemu-utils libiscsi-bin iperf3 valgrind python3
+	# qemu-img's iscsi:// driver (test-iscsi-basic)
+	qemu-block-extra
 	# the end-to-end boot test and make demo: a qemu client whose initramfs
 	# (busybox + nbd-client + nbd.ko from a downloaded Debian kernel) boots from bootlinkd
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs
