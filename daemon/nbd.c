@@ -76,6 +76,7 @@ static void nbd_destroy(struct conn *c)
 	}
 	if (n->has_export)
 		exports_ref_release(&n->exp);
+	nbd_xmit_free_spares(n);
 	free(n);
 	c->proto_state = NULL;
 }

@@ -41,6 +41,8 @@ struct nbd_conn {
 	uint16_t tflags;
 	unsigned inflight;
 	bool paused_full;            /* reading stopped by limits/inflight */
+	struct nbd_req *spare;       /* released requests kept for reuse (no malloc per request) */
+	unsigned nspare;
 	char logtag[120];            /* "export=NAME: " once an export is chosen */
 };
 
@@ -51,6 +53,8 @@ int nbd_hs_data(struct nbd_conn *n);
 int nbd_xmit_data(struct nbd_conn *n);
 /* Enter transmission for the resolved export n->exp (opens the vdisk). */
 int nbd_xmit_begin(struct nbd_conn *n);
+/* Free the requests kept for reuse (the connection is going away). */
+void nbd_xmit_free_spares(struct nbd_conn *n);
 /* Transmission flags for an export given what was negotiated. */
 uint16_t nbd_tflags(const struct nbd_conn *n, const struct vdisk *vd);
 

@@ -32,6 +32,9 @@
 #include "util.h"
 
 #define NBD_MAX_EXTENTS 256
+/* Released requests a connection keeps for reuse: a request costs no
+ * malloc/free in the steady state (at most this many are kept). */
+#define NBD_SPARE_REQS 64
 
 struct nbd_req {
 	struct vd_req vr;
@@ -42,6 +45,7 @@ struct nbd_req {
 	uint32_t err;             /* wire errno of the reply */
 	uint8_t *extra;           /* block status payload */
 	struct iovec *txiov;      /* reply iovecs when more than fit inline */
+	struct nbd_req *next_spare;
 };
 
 static void nbd_req_release(struct txmsg *m);
@@ -123,9 +127,43 @@ static int validate(const struct nbd_conn *n, const struct nbd_request *q)
 	return 0;
 }
 
+/* A zeroed request: a spare of the connection's, else a new one. */
+static struct nbd_req *req_alloc(struct nbd_conn *n)
+{
+	struct nbd_req *r = n->spare;
+	if (!r)
+		return calloc(1, sizeof *r);
+	n->spare = r->next_spare;
+	n->nspare--;
+	memset(r, 0, sizeof *r);
+	return r;
+}
+
+/* Keep a released request for reuse, or free it past NBD_SPARE_REQS. */
+static void req_free(struct nbd_conn *n, struct nbd_req *r)
+{
+	if (n->nspare >= NBD_SPARE_REQS) {
+		free(r);
+		return;
+	}
+	r->next_spare = n->spare;
+	n->spare = r;
+	n->nspare++;
+}
+
+void nbd_xmit_free_spares(struct nbd_conn *n)
+{
+	while (n->spare) {
+		struct nbd_req *r = n->spare;
+		n->spare = r->next_spare;
+		free(r);
+	}
+	n->nspare = 0;
+}
+
 static struct nbd_req *req_new(struct nbd_conn *n, const struct nbd_request *q)
 {
-	struct nbd_req *r = calloc(1, sizeof *r);
+	struct nbd_req *r = req_alloc(n);
 	if (!r)
 		return NULL;
 	r->n = n;
@@ -271,7 +309,7 @@ static void nbd_req_release(struct txmsg *m)
 	vd_req_release(&r->vr);
 	free(r->extra);
 	free(r->txiov);
-	free(r);
+	req_free(n, r);
 	n->inflight--;
 	if (n->phase == NBD_PH_DONE && n->inflight == 0)
 		conn_close_after_send(c);
