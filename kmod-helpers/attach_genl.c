@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -254,23 +256,37 @@ int attach_genl_disconnect(struct attach_genl *g, int index, char *err, size_t e
 }
 
 int attach_genl_reconfigure(struct attach_genl *g, int index, const int *fds, unsigned nfds,
-			    uint64_t timeout_s, uint64_t dead_timeout_s, char *err, size_t errlen)
+			    uint64_t timeout_s, uint64_t dead_timeout_s, const char *backend,
+			    char *err, size_t errlen)
 {
 	struct reply rp = { 0 };
 	struct nl_msg *m = request(g, NBD_CMD_RECONFIGURE);
 	if (!m || nla_put_u32(m, NBD_ATTR_INDEX, (uint32_t)index) < 0 ||
 	    (timeout_s && nla_put_u64(m, NBD_ATTR_TIMEOUT, timeout_s) < 0) ||
 	    (dead_timeout_s && nla_put_u64(m, NBD_ATTR_DEAD_CONN_TIMEOUT, dead_timeout_s) < 0) ||
+	    (backend && nla_put_string(m, NBD_ATTR_BACKEND_IDENTIFIER, backend) < 0) ||
 	    put_sockets(m, fds, nfds) < 0) {
 		nlmsg_free(m);
 		return fail(err, errlen, -ENOMEM, "out of memory");
 	}
 	int r = transact(g, m, &rp);
-	/* The driver only replaces connections it has declared dead. */
+	/* Some kernels say ENOSPC when no connection is dead; others (6.1) say nothing. */
 	if (r == -ENOSPC)
-		return fail(err, errlen, r, "reconfigure /dev/nbd%d: no connection of it is dead, so there is nothing to "
-			    "replace (try again once the kernel has noticed the server went away)", index);
+		return fail(err, errlen, r, "/dev/nbd%d: the kernel took none of the new connections: none of its "
+			    "connections is dead (try again once it has noticed the server went away)", index);
 	return r < 0 ? kernel_fail(r, "reconfigure", index, err, errlen) : 0;
+}
+
+unsigned attach_sockets_taken(const int *fds, unsigned nfds)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < nfds; i++) {
+		struct timeval tv;
+		socklen_t len = sizeof tv;
+		if (getsockopt(fds[i], SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
+			n++;
+	}
+	return n;
 }
 
 int attach_genl_status(struct attach_genl *g, int index, struct attach_dev *devs, unsigned max,
@@ -282,8 +298,6 @@ int attach_genl_status(struct attach_genl *g, int index, struct attach_dev *devs
 		nlmsg_free(m);
 		return fail(err, errlen, -ENOMEM, "out of memory");
 	}
-	rp.devs = devs;
-	rp.max = max;
 	int r = transact(g, m, &rp);
 	return r < 0 ? kernel_fail(r, "status of", index, err, errlen) : (int)rp.ndevs;
 }

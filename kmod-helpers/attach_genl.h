@@ -43,9 +43,18 @@ int attach_genl_connect(struct attach_genl *g, const struct attach_connect *c, i
 int attach_genl_disconnect(struct attach_genl *g, int index, char *err, size_t errlen);
 
 /* Give /dev/nbd<index> new sockets for connections that died (and new
- * timeouts when non-zero). */
+ * timeouts when non-zero). backend must be the identifier the device was
+ * connected with (sysfs "backend"), or NULL if it has none. The kernel
+ * answers success even when it took none of the sockets (no connection was
+ * dead, or the backend did not match: see attach_sockets_taken()). */
 int attach_genl_reconfigure(struct attach_genl *g, int index, const int *fds, unsigned nfds,
-			    uint64_t timeout_s, uint64_t dead_timeout_s, char *err, size_t errlen);
+			    uint64_t timeout_s, uint64_t dead_timeout_s, const char *backend,
+			    char *err, size_t errlen);
+
+/* How many of fds the kernel took over in a reconfigure: it gives the
+ * sockets it uses a send timeout (the request timeout, which must be
+ * non-zero), while ours are left with none by the handshake. */
+unsigned attach_sockets_taken(const int *fds, unsigned nfds);
 
 /* One device in a status answer. */
 struct attach_dev {

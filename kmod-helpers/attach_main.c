@@ -441,36 +441,67 @@ static int cmd_attach(struct args *a, struct attach_genl *g)
 	return 0;
 }
 
-/* --reconfigure: new connections to the same export for a connected device. */
+/* The backend identifier /dev/nbd<index> was connected with (sysfs), into
+ * buf; false if it has none (or the kernel does not show it). */
+static bool sys_backend(int index, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/sys/block/nbd%d/backend", index);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool got = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return got && buf[0];
+}
+
+/* --reconfigure: new connections to the same export for a connected device
+ * whose connections died (a bootlinkd restart). */
 static int cmd_reconfigure(struct args *a, struct attach_genl *g)
 {
 	int fds[MAX_CONNS], n, r;
 	struct attach_export e;
-	char err[512];
+	char err[512], backend[512];
 	if ((r = device_connected(g, a->index)) <= 0) {
 		if (r == 0 || r == -ENODEV)
 			say("/dev/nbd%d is not connected: attach it instead (bootlink-attach %s /dev/nbd%d)", a->index,
 			    a->export_name, a->index);
 		return EXIT_FAIL;
 	}
+	/* The kernel wants the same backend identifier as at connect; ours name the export. */
+	bool has_backend = sys_backend(a->index, backend, sizeof backend);
+	const char *slash = has_backend && strncmp(backend, "bootlink:", 9) == 0 ? strchr(backend, '/') : NULL;
+	if (slash && strcmp(slash + 1, a->export_name) != 0) {
+		say("/dev/nbd%d is attached to '%s', not '%s'", a->index, slash + 1, a->export_name);
+		return EXIT_FAIL;
+	}
 	if ((n = open_conns(a, true, fds, &e)) < 0)
 		return EXIT_FAIL;
 	long long have = sys_size(a->index);
+	unsigned taken = 0;
 	if (have >= 0 && (unsigned long long)have != e.size / 512 * 512) {
 		say("'%s' is %llu bytes but /dev/nbd%d is %lld bytes: is it the export the device was attached to?",
 		    a->export_name, (unsigned long long)e.size, a->index, have);
 		r = -EINVAL;
 	} else {
-		r = attach_genl_reconfigure(g, a->index, fds, (unsigned)n, a->timeout_s, a->dead_timeout_s, err, sizeof err);
+		r = attach_genl_reconfigure(g, a->index, fds, (unsigned)n, a->timeout_s, a->dead_timeout_s,
+					    has_backend ? backend : NULL, err, sizeof err);
 		if (r < 0)
 			say("%s", err);
+		/* Success is also the kernel's answer when it took no socket: look. */
+		else if ((taken = attach_sockets_taken(fds, (unsigned)n)) == 0) {
+			say("/dev/nbd%d: the kernel took none of the new connections: none of its connections is dead "
+			    "(try again once it has noticed the server went away; dmesg says more)", a->index);
+			r = -ENOSPC;
+		}
 	}
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	if (r < 0)
 		return EXIT_FAIL;
-	say("/dev/nbd%d: %d new connection%s to '%s' at %s:%s", a->index, n, n == 1 ? "" : "s", a->export_name,
-	    a->host, a->port);
+	say("/dev/nbd%d: %u new connection%s to '%s' at %s:%s", a->index, taken, taken == 1 ? "" : "s",
+	    a->export_name, a->host, a->port);
 	return 0;
 }
 

@@ -16,6 +16,8 @@ PACKAGES=(
 	build-essential pkg-config clang
 	liburing-dev libsqlite3-dev sqlite3 libblkid-dev
 	libnl-3-dev libnl-genl-3-dev nettle-dev
+	# <linux/nbd-netlink.h> for bootlink-attach (build-essential brings it; named for clarity)
+	linux-libc-dev
 	# the boot-storm replayer (bench/storm.c) links libnbd
 	libnbd-dev
 	# NBD tools and the test/benchmark peers
