@@ -50,11 +50,13 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 	return r;
 }
 
-/* Run `modprobe nbd` and wait for it; its own messages go to our stderr.
+/* Run `modprobe nbd max_part=15` and wait for it; its own messages go to
+ * our stderr. Partitions matter here: images are whole disks with a
+ * partition table, and the module's default is none (max_part=0).
  * Returns its exit status, or -errno if it could not be run. */
 static int run_modprobe(void)
 {
-	char *argv[] = { "modprobe", "nbd", NULL };
+	char *argv[] = { "modprobe", "nbd", "max_part=15", NULL };
 	pid_t pid;
 	int st, r = posix_spawnp(&pid, "modprobe", NULL, NULL, argv, environ);
 	if (r != 0)

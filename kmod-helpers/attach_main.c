@@ -20,6 +20,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -434,6 +435,13 @@ static int cmd_attach(struct args *a, struct attach_genl *g)
 			say("%s", err);
 		return EXIT_FAIL;
 	}
+	/* The kernel reads the partition table at the device's first open:
+	 * open it once so /dev/nbdNp1... are there when we return. */
+	char path[32];
+	snprintf(path, sizeof path, "/dev/nbd%d", index);
+	int dfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (dfd >= 0)
+		close(dfd);
 	attach_flags_str((uint16_t)c.server_flags, flags, sizeof flags);
 	say("/dev/nbd%d: '%s' from %s:%s, %llu bytes, %s, %d connection%s, block size %llu", index, a->export_name,
 	    a->host, a->port, (unsigned long long)e.size, flags, n, n == 1 ? "" : "s", (unsigned long long)bs);

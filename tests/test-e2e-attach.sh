@@ -6,9 +6,10 @@
 # modules) with, appended as a second cpio archive, bootlink-attach and the shared libraries
 # ldd names, a modules.dep for busybox's modprobe, and tests/attach/guest-init as /init, which
 # (every step a console line the test checks):
-#   1. attaches the image export (an ext4 filesystem made here with mke2fs -d) on /dev/nbd0
-#      over two connections: bootlink-attach loads the nbd module itself; the device is
-#      read-only, has the image's size, --status says connected; mounts it read-only and prints
+#   1. attaches the image export (a disk made here: one partition at 1 MiB (sfdisk), ext4 in
+#      it (mke2fs -E offset -d)) on /dev/nbd0 over two connections: bootlink-attach loads the
+#      nbd module itself, with partitions (max_part=15); the device is read-only, has the
+#      image's size, --status says connected; mounts /dev/nbd0p1 read-only and prints
 #      hello.txt; a second attach on /dev/nbd0 is refused as busy and a detach while mounted is
 #      refused; unmounts, detaches: size 0 and --status says disconnected
 #   2. attaches a (persistent) client's export on a device the kernel picks: writable; writes
@@ -23,7 +24,7 @@
 . "$(dirname "$0")/lib/common.sh"
 . "$TESTS/lib/qemu.sh"
 need_bootlink
-need mke2fs debugfs nbdcopy cpio gzip ldd busybox nbd-client
+need mke2fs sfdisk debugfs nbdcopy cpio gzip ldd busybox nbd-client
 ATTACH=$BUILD/bootlink-attach
 [[ -x $ATTACH ]] || skip "$ATTACH is not built (run make)"
 sh -n "$TESTS/attach/guest-init" || fail "tests/attach/guest-init: sh -n failed"
@@ -51,7 +52,9 @@ WTOKEN=written-$RANDOM$RANDOM
 MAC=52:54:00:a7:7a:01
 mkdir -p "$T/files"
 echo "$TOKEN" >"$T/files/hello.txt"
-mke2fs -q -t ext4 -d "$T/files" "$T/fs.img" 16M
+truncate -s 16M "$T/fs.img"
+echo 'start=2048, type=83' | sfdisk -q "$T/fs.img" >/dev/null
+mke2fs -q -F -t ext4 -E offset=1048576 -d "$T/files" "$T/fs.img" 15M
 size=$(stat -c %s "$T/fs.img")
 ctl image add maint "$T/fs.img" >/dev/null
 ctl client add "$MAC" --image maint --mode persistent >/dev/null
@@ -91,7 +94,8 @@ grep -a 'ATTACH-E2E' "$LOG" | sed 's/^ */    /'
 line "ATTACH-E2E: attached /dev/nbd0: size $size ro 1 /dev/nbd0 connected $size\$"
 line "ATTACH-E2E:   bootlink-attach: /dev/nbd0: 'maint' from 10.0.2.2:$port, $size bytes, .*read-only.*, 2 connections"
 line "ATTACH-E2E: hello.txt: $TOKEN\$"
-ok "image attached on /dev/nbd0 (module loaded by bootlink-attach, 2 connections, read-only), mounted, file read"
+line 'ATTACH-E2E: nbd loaded with max_part 15$'
+ok "image attached on /dev/nbd0 (module loaded by bootlink-attach, 2 connections, read-only), its partition mounted, file read"
 line 'ATTACH-E2E:   bootlink-attach: /dev/nbd0 is busy: it is already connected'
 line 'ATTACH-E2E: second attach: exit 1$'
 line 'ATTACH-E2E:   bootlink-attach: /dev/nbd0 is mounted on /mnt: unmount it first'
@@ -101,7 +105,8 @@ ok "busy device and mounted detach refused; after detach /dev/nbd0 has size 0 an
 line 'ATTACH-E2E: client export on /dev/nbd[0-9]+: ro 0$'
 line "ATTACH-E2E: wrote written.txt on client/$MAC and detached"
 nbdcopy "$(nbd_uri "client/$MAC")" "$T/client.img"
-got=$(debugfs -R 'cat /written.txt' "$T/client.img" 2>/dev/null)
+dd if="$T/client.img" of="$T/client.p1" bs=1M skip=1 status=none
+got=$(debugfs -R 'cat /written.txt' "$T/client.p1" 2>/dev/null)
 [[ $got == "$WTOKEN" ]] || fail "written.txt on client/$MAC holds '$got', expected '$WTOKEN'"
 ok "client export attached writable on a free device; the file the guest wrote reads back from bootlinkd"
 

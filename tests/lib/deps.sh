@@ -28,6 +28,8 @@ PACKAGES=(
 	# the end-to-end boot test and make demo: a qemu client whose initramfs
 	# (busybox + nbd-client + nbd.ko from a downloaded Debian kernel) boots from bootlinkd
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs
+	# test-e2e-attach: a partitioned test disk
+	fdisk
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
