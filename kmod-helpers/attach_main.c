@@ -377,6 +377,7 @@ static int cmd_probe(struct args *a)
 	int fd;
 	struct attach_export e;
 	char flags[256];
+	a->conns = 1; /* one description is enough (and fd holds one) */
 	if (open_conns(a, false, &fd, &e) < 0)
 		return EXIT_FAIL;
 	close(fd);

@@ -8,7 +8,8 @@
 #      the config tree (<run>/listen/nbd, what the daemon bound) as well as from --server
 #   3. an unknown export: exit 1 with the server's own message; a closed port: "connection
 #      refused" naming the address; a peer that is no NBD server (HTTP) and one that says
-#      nothing (times out after --connect-timeout): one clear line each; bootlinkd still serves
+#      nothing (times out after --connect-timeout), one whose option reply claims 4 GiB and one
+#      that never ends its replies: one clear line each; bootlinkd still serves
 #   4. where this kernel has no nbd driver: attach says so (after modprobe fails), and
 #      --status/--detach say the module is not loaded
 # A real attach on this machine is test-attach-host (where the kernel has nbd); the whole
@@ -60,7 +61,7 @@ size=$(stat -c %s "$T/fs.img")
 probe_ok() {
 	OUT=$(timeout 60 "$ATTACH" --probe "$@" 2>&1) || fail "bootlink-attach --probe $*: failed: $OUT"
 }
-probe_ok --server "$NBD_ADDR" fsimg
+probe_ok --server "$NBD_ADDR" --conns 4 fsimg
 grep -qx "size: $size" <<<"$OUT" || fail "probe fsimg: expected size $size: $OUT"
 grep -Eq '^flags: 0x[0-9a-f]{4} .*read-only' <<<"$OUT" || fail "probe fsimg: not read-only: $OUT"
 grep -Eq '^flags: .*multi-conn' <<<"$OUT" || fail "probe fsimg: no multi-conn: $OUT"
@@ -82,7 +83,7 @@ expect_fail 1 "cannot connect to bootlinkd at 127.0.0.1:$closed: Connection refu
 echo "    $OUT"
 # Peers that are not NBD servers: one answers like a web server, one says nothing.
 cat >"$T/peer.py" <<'EOF'
-import socket, sys, time
+import socket, struct, sys, time
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 s.listen(4)
@@ -97,12 +98,26 @@ while time.time() < end:
         break
     if mode == "http":
         c.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-        c.close()
+    elif mode in ("huge", "endless"):
+        # a valid greeting, then option replies no server should send
+        c.sendall(b"NBDMAGIC" + b"IHAVEOPT" + struct.pack(">H", 3))
+        c.recv(4)
+        hdr = c.recv(16)
+        opt = struct.unpack(">I", hdr[8:12])[0]
+        rep = lambda typ, data: struct.pack(">QIII", 0x3e889045565a9, opt, typ, len(data)) + data
+        try:
+            if mode == "huge":
+                c.sendall(struct.pack(">QIII", 0x3e889045565a9, opt, 3, 0xFFFFFFFF))
+            else:
+                for _ in range(100):
+                    c.sendall(rep(3, struct.pack(">HQH", 0, 4096, 1)))
+        except OSError:
+            pass
     else:
         time.sleep(5)
-        c.close()
+    c.close()
 EOF
-for mode in http silent; do
+for mode in http silent huge endless; do
 	python3 "$T/peer.py" $mode >"$T/$mode.port" &
 	_PIDS+=($!)
 	wait_for 10 test -s "$T/$mode.port" || fail "the $mode peer did not start"
@@ -114,9 +129,13 @@ expect_fail 1 'no NBD greeting from the server: (Connection timed out|Resource t
 	--probe --connect-timeout 1 -s "127.0.0.1:$(<"$T/silent.port")" fsimg
 echo "    $OUT"
 ((SECONDS - t0 <= 4)) || fail "a silent server took $((SECONDS - t0)) s to time out (--connect-timeout 1)"
+expect_fail 1 'server sent an option reply of 4294967295 bytes \(at most 65536\)' --probe -s "127.0.0.1:$(<"$T/huge.port")" fsimg
+echo "    $OUT"
+expect_fail 1 'server sent more than 64 replies to NBD_OPT_INFO' --probe -s "127.0.0.1:$(<"$T/endless.port")" fsimg
+echo "    $OUT"
 probe_ok -s "$NBD_ADDR" fsimg
 assert_daemon_alive
-ok "peer errors: unknown export (server's message), refused, not NBD, silent: one line each"
+ok "peer errors: unknown export (server's message), refused, not NBD, silent, oversized and endless replies: one line each"
 
 # --- 4. the kernel side -------------------------------------------------------------------------
 if ! modprobe -n nbd >/dev/null 2>&1 && [[ ! -e /sys/module/nbd ]]; then
