@@ -89,6 +89,14 @@ s.bind(("127.0.0.1", 0))
 s.listen(4)
 print(s.getsockname()[1], flush=True)
 mode = sys.argv[1]
+def recvn(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            break
+        b += d
+    return b
 end = time.time() + 60
 while time.time() < end:
     s.settimeout(end - time.time())
@@ -101,9 +109,11 @@ while time.time() < end:
     elif mode in ("huge", "endless"):
         # a valid greeting, then option replies no server should send
         c.sendall(b"NBDMAGIC" + b"IHAVEOPT" + struct.pack(">H", 3))
-        c.recv(4)
-        hdr = c.recv(16)
-        opt = struct.unpack(">I", hdr[8:12])[0]
+        c.settimeout(10)
+        recvn(c, 4)
+        hdr = recvn(c, 16)
+        opt, olen = struct.unpack(">II", hdr[8:16])
+        recvn(c, olen)
         rep = lambda typ, data: struct.pack(">QIII", 0x3e889045565a9, opt, typ, len(data)) + data
         try:
             if mode == "huge":
@@ -111,6 +121,14 @@ while time.time() < end:
             else:
                 for _ in range(100):
                     c.sendall(rep(3, struct.pack(">HQH", 0, 4096, 1)))
+        except OSError:
+            pass
+        # Close only once the client has: unread data here would make our close a reset,
+        # which can throw away what we sent before the client reads it.
+        try:
+            c.shutdown(socket.SHUT_WR)
+            while c.recv(4096):
+                pass
         except OSError:
             pass
     else:
