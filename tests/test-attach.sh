@@ -67,7 +67,7 @@ grep -Eq '^flags: 0x[0-9a-f]{4} .*read-only' <<<"$OUT" || fail "probe fsimg: not
 grep -Eq '^flags: .*multi-conn' <<<"$OUT" || fail "probe fsimg: no multi-conn: $OUT"
 grep -Eq '^block sizes: minimum [0-9]+, preferred [0-9]+, maximum [0-9]+$' <<<"$OUT" ||
 	fail "probe fsimg: no block sizes: $OUT"
-echo "$OUT" | sed 's/^/    /'
+printf '    %s\n' "${OUT//$'\n'/$'\n    '}"
 probe_ok -c "$T/conf" "client/$MAC"
 grep -qx "size: $size" <<<"$OUT" || fail "probe client/$MAC: expected size $size: $OUT"
 grep -q 'read-only' <<<"$OUT" && fail "probe client/$MAC: a client's export should be writable: $OUT"
