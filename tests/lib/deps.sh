@@ -16,6 +16,8 @@ PACKAGES=(
 	build-essential pkg-config clang
 	liburing-dev libsqlite3-dev sqlite3 libblkid-dev
 	libnl-3-dev libnl-genl-3-dev nettle-dev
+	# <linux/nbd-netlink.h> for bootlink-attach (build-essential brings it; named for clarity)
+	linux-libc-dev
 	# the boot-storm replayer (bench/storm.c) links libnbd
 	libnbd-dev
 	# NBD tools and the test/benchmark peers
@@ -26,6 +28,8 @@ PACKAGES=(
 	# the end-to-end boot test and make demo: a qemu client whose initramfs
 	# (busybox + nbd-client + nbd.ko from a downloaded Debian kernel) boots from bootlinkd
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs
+	# test-e2e-attach: a partitioned test disk
+	fdisk
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
