@@ -29,6 +29,8 @@ import os
 import statistics
 import sys
 
+from limits_report import limits_section
+
 NOISY = 0.15  # (max - min) / median above this gets a dagger
 
 
@@ -464,6 +466,8 @@ def main(argv):
     machine.append("")
 
     storm_md = storm_section(d, clk)  # boot-storm rows (bench/storm.sh), if it ran
+    seq = medians("seq1m", val).get("bootlinkd")
+    storm_md += limits_section(d, seq)  # bench/limits.sh, if it ran
     md = "\n".join(head + tables + notes_md + storm_md + machine)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     tmp = out_path + ".tmp"

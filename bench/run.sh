@@ -394,17 +394,17 @@ start_qemu_nbd() {
 
 # ---------------------------------------------------------------- rows
 
-ROW_IDS=(seq1m rand4k rand4k-4j)
+ROW_IDS=(seq1m rand4k rand4k-2j)
 declare -A ROW_TITLE=(
 	[seq1m]="1 MiB seq read, QD 8, 1 job"
 	[rand4k]="4 KiB random read, QD 32, 1 job"
-	[rand4k-4j]="4 KiB random read, QD 32, 4 jobs"
+	[rand4k-2j]="4 KiB random read, QD 32, 2 jobs"
 )
-declare -A ROW_UNIT=([seq1m]=MiB/s [rand4k]=IOPS [rand4k-4j]=IOPS)
+declare -A ROW_UNIT=([seq1m]=MiB/s [rand4k]=IOPS [rand4k-2j]=IOPS)
 declare -A ROW_ARGS=(
 	[seq1m]="--rw=read --bs=1M --iodepth=8 --numjobs=1"
 	[rand4k]="--rw=randread --bs=4k --iodepth=32 --numjobs=1 --norandommap"
-	[rand4k-4j]="--rw=randread --bs=4k --iodepth=32 --numjobs=4 --norandommap"
+	[rand4k-2j]="--rw=randread --bs=4k --iodepth=32 --numjobs=2 --norandommap"
 )
 
 # fio_cmd ROW PORT JSON: the exact command line of one measured run.
@@ -626,6 +626,9 @@ for p in "${STARTED[@]}"; do stop_pid "$p"; done
 
 # Boot-storm rows (bench/storm.sh, its own servers; records into $TMP for report.py). BENCH_STORM=0 skips them.
 [[ ${BENCH_STORM:-1} == 0 ]] || "$BENCH/storm.sh" --into "$TMP" || say "storm: bench/storm.sh exited with status $?"
+
+# How close to the machine's limits, and the cost figures (bench/limits.sh). BENCH_LIMITS=0 skips them.
+[[ ${BENCH_LIMITS:-1} == 0 ]] || BUILD=$BUILD "$BENCH/limits.sh" --into "$TMP" "$IMAGE" || say "limits: bench/limits.sh exited with status $?"
 
 python3 "$BENCH/report.py" "$TMP" "$OUT" || die "report.py failed"
 grep -q $'\tok\t' "$TMP/results.tsv" || { say "no server produced a figure"; exit 1; }

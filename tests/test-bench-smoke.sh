@@ -1,0 +1,34 @@
+#!/bin/bash
+# test-bench-smoke — the benchmark harness runs end to end in seconds (never its figures).
+#
+# bench/run.sh in quick mode against bootlinkd and nbdkit (1 s per row, one run), with the
+# boot-storm smoke (4 clients) and bench/limits.sh (iperf3, O_DIRECT, cold reads, a short
+# callgrind count, RSS per idle connection); the report must hold a figure for bootlinkd in
+# every row, a ratio to nbdkit, the storm section and the machine-limits section with an
+# instruction count. Timings decide nothing here: make bench is where they are read.
+. "$(dirname "$0")/lib/common.sh"
+need_bootlink
+need fio nbdkit iperf3 valgrind python3
+fio --enghelp 2>/dev/null | grep -qw nbd || skip "this fio has no nbd engine"
+
+out=$T/quick.md
+BENCH_QUICK=1 BENCH_SECONDS=1 BENCH_IMAGE_MB=64 BENCH_SERVERS="bootlinkd nbdkit" BENCH_OUT="$out" \
+	LIMITS_CG_IOS=2000 LIMITS_IDLE=32 STORM_CLIENTS=2 STORM_MB=4 STORM_IMAGE_MB=64 \
+	timeout 280 "$SRCDIR/bench/run.sh" >"$T/bench.out" 2>"$T/bench.err" ||
+	{ tail -n 30 "$T/bench.err"; fail "bench/run.sh exited with status $?"; }
+[[ -s $out ]] || fail "no report at $out"
+for row in "1 MiB seq read, QD 8, 1 job" "4 KiB random read, QD 32, 1 job" "4 KiB random read, QD 32, 2 jobs"; do
+	line=$(grep -F "| $row " "$out" | head -n 1)
+	[[ -n $line ]] || fail "the report has no row '$row'"
+	[[ $line =~ \|\ +[0-9][0-9\ .]*\ +\| ]] || fail "row '$row' has no figure: $line"
+	[[ $line == *"× vs nbdkit"* ]] || fail "row '$row' has no ratio to nbdkit: $line"
+done
+ok "every row has a bootlinkd figure and a ratio to nbdkit"
+grep -q '^## Boot storm' "$out" || fail "no boot-storm section"
+ok "boot-storm section present"
+grep -q '^## Machine limits' "$out" || fail "no machine-limits section"
+line=$(grep -F '| user-space instructions per 4 KiB read' "$out")
+[[ $line =~ \|\ [0-9]+\ \| ]] || fail "no instruction count: $line"
+grep -F 'vs one TCP stream over loopback' "$out" | grep -qE '\| [0-9]+ %' || fail "no TCP ratio"
+grep -F 'cold 1 MiB sequential reads' "$out" | grep -qE '\| [0-9]+ %' || fail "no cold-read ratio"
+ok "machine limits: $(grep -oE '\| [0-9]+ \|' <<<"$line" | tr -d '| ') instructions per cached 4 KiB read"
