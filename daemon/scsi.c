@@ -33,6 +33,8 @@ const struct scsi_op scsi_ops[] = {
 	{ 0x0a, false, 0, 6, OPF_STREAM | OPF_PR_WRITE, "WRITE(6)", scsi_chk_write, scsi_exec_write },
 	{ 0x12, false, 0, 6, OPF_ANY_LUN, "INQUIRY", scsi_chk_inquiry, scsi_exec_inquiry },
 	{ 0x15, false, 0, 6, OPF_PR_WRITE, "MODE SELECT(6)", scsi_chk_mode_select, scsi_exec_mode_select },
+	{ 0x16, false, 0, 6, 0, "RESERVE(6)", scsi_chk_reserve6, scsi_exec_reserve6 },
+	{ 0x17, false, 0, 6, 0, "RELEASE(6)", scsi_chk_reserve6, scsi_exec_reserve6 },
 	{ 0x1a, false, 0, 6, OPF_PR_READ, "MODE SENSE(6)", scsi_chk_mode_sense, scsi_exec_mode_sense },
 	{ 0x1b, false, 0, 6, OPF_PR_WRITE, "START STOP UNIT", scsi_chk_start_stop, scsi_exec_good },
 	{ 0x1e, false, 0, 6, OPF_PR_WRITE, "PREVENT ALLOW MEDIUM REMOVAL", scsi_chk_none, scsi_exec_good },
@@ -106,6 +108,13 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
+/* Mode parameters as after power on. */
+static void mode_defaults(struct scsi_lu *lu)
+{
+	lu->wce = true;
+	lu->swp = false;
+}
+
 void scsi_lu_init(struct scsi_lu *lu, struct vdisk *vd, const char *lu_name, const char *target_name)
 {
 	memset(lu, 0, sizeof *lu);
@@ -118,7 +127,7 @@ void scsi_lu_init(struct scsi_lu *lu, struct vdisk *vd, const char *lu_name, con
 	snprintf(lu->target_name, sizeof lu->target_name, "%s", target_name);
 	lu->tpgt = 1;
 	lu->pr = scsi_pr_get(lu_name);
-	scsi_lu_reset(lu);
+	mode_defaults(lu);
 }
 
 void scsi_lu_set_port(struct scsi_lu *lu, uint8_t proto, const char *port)
@@ -127,16 +136,22 @@ void scsi_lu_set_port(struct scsi_lu *lu, uint8_t proto, const char *port)
 	snprintf(lu->port, sizeof lu->port, "%s", port);
 }
 
+void scsi_lu_nexus_loss(struct scsi_lu *lu)
+{
+	scsi_pr_reset(lu->pr, lu->port);
+}
+
 void scsi_lu_fini(struct scsi_lu *lu)
 {
+	scsi_lu_nexus_loss(lu);
 	scsi_pr_put(lu->pr);
 	lu->pr = NULL;
 }
 
 void scsi_lu_reset(struct scsi_lu *lu)
 {
-	lu->wce = true;
-	lu->swp = false;
+	mode_defaults(lu);
+	scsi_pr_reset(lu->pr, NULL);
 }
 
 bool scsi_lu_write_protected(const struct scsi_lu *lu)

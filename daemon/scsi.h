@@ -105,9 +105,13 @@ void scsi_lu_init(struct scsi_lu *lu, struct vdisk *vd, const char *lu_name, con
 /* Name the I_T nexus: the initiator port (iSCSI: "<initiator name>,i,0x<ISID>")
  * and the transport's protocol identifier, for persistent reservations. */
 void scsi_lu_set_port(struct scsi_lu *lu, uint8_t proto, const char *port);
-/* The session is over: drop lu's reference on the reservation state. */
+/* The I_T nexus is gone (logout, connection loss): an SPC-2 reservation it
+ * holds ends. Persistent reservations stay. */
+void scsi_lu_nexus_loss(struct scsi_lu *lu);
+/* The session is over: nexus loss, and lu's reference on the reservation state dropped. */
 void scsi_lu_fini(struct scsi_lu *lu);
-/* LUN RESET / TARGET RESET: mode parameters back to their defaults. */
+/* LUN RESET / TARGET RESET: mode parameters back to their defaults, and the
+ * SPC-2 reservation (RESERVE(6)) released, whichever session holds it. */
 void scsi_lu_reset(struct scsi_lu *lu);
 /* Writes refused (read-only disk or SWP)? */
 bool scsi_lu_write_protected(const struct scsi_lu *lu);

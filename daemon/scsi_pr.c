@@ -7,6 +7,9 @@
  * access check of every READ and WRITE costs one load when nothing is
  * reserved.
  *
+ * The SPC-2 reservation is the holder's port name (empty: none) with an
+ * atomic flag beside it for the same one-load check.
+ *
  * Registrations are an array (order of registration, swap-removed). The
  * reservation holder is flagged on its registration; with the All
  * Registrants types every registrant holds the reservation.
@@ -45,6 +48,8 @@ struct scsi_pr {
 	pthread_mutex_t mu;
 	uint8_t type;                /* enum scsi_pr_type, 0 = not reserved; written under mu, read atomically */
 	uint32_t gen;                /* PRgeneration */
+	bool r6;                     /* SPC-2 reservation held (by r6_port); written under mu, read atomically */
+	char r6_port[SCSI_PR_PORT_MAX];
 	int nreg;
 	struct pr_reg reg[SCSI_PR_MAX_REG];
 	char name[];
@@ -83,7 +88,7 @@ void scsi_pr_put(struct scsi_pr *pr)
 	pthread_mutex_lock(&reg_mu);
 	if (--pr->refs == 0) {
 		pthread_mutex_lock(&pr->mu);
-		bool empty = pr->nreg == 0 && pr->type == 0;
+		bool empty = pr->nreg == 0 && pr->type == 0 && !pr->r6;
 		pthread_mutex_unlock(&pr->mu);
 		if (empty) {
 			struct scsi_pr **pp = &registry;
@@ -156,18 +161,55 @@ bool scsi_pr_conflict(struct scsi_pr *pr, const char *port, bool write)
 	if (!pr)
 		return false;
 	uint8_t t = __atomic_load_n(&pr->type, __ATOMIC_ACQUIRE);
-	if (!t || (!write && type_write_excl(t)))
+	bool r6 = __atomic_load_n(&pr->r6, __ATOMIC_ACQUIRE);
+	if (!r6 && (!t || (!write && type_write_excl(t))))
 		return false;
 	pthread_mutex_lock(&pr->mu);
 	bool conflict = false;
 	t = pr->type;
-	if (t && (write || !type_write_excl(t))) {
+	if (pr->r6) {
+		conflict = strcmp(pr->r6_port, port) != 0;
+	} else if (t && (write || !type_write_excl(t))) {
 		int i = find(pr, port);
 		bool registrants = t >= PR_WRITE_EXCLUSIVE_RO; /* RO and AR types: every registrant has access */
 		conflict = !(i >= 0 && (registrants || pr->reg[i].holder));
 	}
 	pthread_mutex_unlock(&pr->mu);
 	return conflict;
+}
+
+enum scsi_pr_result scsi_pr_reserve6(struct scsi_pr *pr, const char *port)
+{
+	if (!pr)
+		return PR_NO_RESOURCES;
+	enum scsi_pr_result res = PR_OK;
+	pthread_mutex_lock(&pr->mu);
+	if (pr->nreg || pr->type || (pr->r6 && strcmp(pr->r6_port, port) != 0)) {
+		res = PR_CONFLICT;
+	} else {
+		snprintf(pr->r6_port, sizeof pr->r6_port, "%s", port);
+		__atomic_store_n(&pr->r6, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&pr->mu);
+	return res;
+}
+
+enum scsi_pr_result scsi_pr_release6(struct scsi_pr *pr, const char *port)
+{
+	scsi_pr_reset(pr, port);
+	return PR_OK;
+}
+
+void scsi_pr_reset(struct scsi_pr *pr, const char *port)
+{
+	if (!pr || !__atomic_load_n(&pr->r6, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&pr->mu);
+	if (pr->r6 && (!port || strcmp(pr->r6_port, port) == 0)) {
+		__atomic_store_n(&pr->r6, false, __ATOMIC_RELEASE);
+		pr->r6_port[0] = 0;
+	}
+	pthread_mutex_unlock(&pr->mu);
 }
 
 /* REGISTER and REGISTER AND IGNORE EXISTING KEY. Under mu. */
@@ -246,6 +288,10 @@ enum scsi_pr_result scsi_pr_out(struct scsi_pr *pr, const char *port, uint8_t sa
 		return PR_NO_RESOURCES;
 	pthread_mutex_lock(&pr->mu);
 	enum scsi_pr_result res = PR_OK;
+	if (pr->r6 && strcmp(pr->r6_port, port) != 0) {
+		res = PR_CONFLICT; /* SPC-2 reserved by another nexus */
+		goto out;
+	}
 	if (sa == SA_REGISTER || sa == SA_REGISTER_IGNORE) {
 		res = do_register(pr, port, sa == SA_REGISTER_IGNORE, rk, sark);
 		goto out;

@@ -9,6 +9,10 @@
  * but not a daemon restart, so REPORT CAPABILITIES says PTPL_C=0 and APTPL
  * is refused. A state nobody references and that holds nothing is freed.
  *
+ * The same state holds the SPC-2 reservation (RESERVE(6)/RELEASE(6)): one
+ * I_T nexus reserves the whole logical unit until it releases it, goes away,
+ * or a LUN or target reset; it cannot coexist with persistent reservations.
+ *
  * An I_T nexus is named by its initiator port: for iSCSI the initiator name,
  * ",i,0x" and the ISID in hex (RFC 7143 §4.2.7.2 / SPC-4 TransportID format
  * 01b), which is also what READ FULL STATUS reports.
@@ -42,8 +46,9 @@ void scsi_pr_put(struct scsi_pr *pr);
 
 /* Access check for a command from initiator port `port`: true when a
  * reservation held by others forbids it. `write` commands conflict under
- * every reservation type, reads only under the Exclusive Access types. The
- * common case (no reservation) takes no lock. */
+ * every reservation type, reads only under the Exclusive Access types (and
+ * both under an SPC-2 reservation). The common case (no reservation) takes
+ * no lock. */
 bool scsi_pr_conflict(struct scsi_pr *pr, const char *port, bool write);
 
 /* Result of a PERSISTENT RESERVE command */
@@ -63,6 +68,15 @@ enum scsi_pr_result {
  * (docs/iscsi.md). */
 enum scsi_pr_result scsi_pr_out(struct scsi_pr *pr, const char *port, uint8_t sa, uint8_t type,
 				uint64_t rk, uint64_t sark);
+
+/* RESERVE(6) and RELEASE(6) from port: PR_OK or PR_CONFLICT (reserved by
+ * another nexus, or persistent reservations in use). Releasing what port
+ * does not hold is a no-op. */
+enum scsi_pr_result scsi_pr_reserve6(struct scsi_pr *pr, const char *port);
+enum scsi_pr_result scsi_pr_release6(struct scsi_pr *pr, const char *port);
+/* Drop the SPC-2 reservation: whoever holds it (port NULL: a LUN or target
+ * reset), or only if port holds it (its I_T nexus is gone). */
+void scsi_pr_reset(struct scsi_pr *pr, const char *port);
 
 /* PERSISTENT RESERVE IN service action sa (0-3): writes the whole answer
  * into buf (SCSI_PR_IN_MAX bytes) and returns its length, or -1 for an

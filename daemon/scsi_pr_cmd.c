@@ -1,5 +1,6 @@
-/* scsi_pr_cmd.c — PERSISTENT RESERVE IN / OUT (SPC-4 §6.15, §6.16): CDB and
- * parameter list decoding around the per-logical-unit state of scsi_pr.c.
+/* scsi_pr_cmd.c — PERSISTENT RESERVE IN / OUT (SPC-4 §6.15, §6.16) and
+ * RESERVE(6) / RELEASE(6) (SPC-2 §7.21, §7.17): CDB and parameter list
+ * decoding around the per-logical-unit state of scsi_pr.c.
  *
  * PERSISTENT RESERVE OUT takes the basic 24-byte parameter list only:
  * SPEC_I_PT, ALL_TG_PT and APTPL are refused (REPORT CAPABILITIES says so),
@@ -7,6 +8,8 @@
  * command table).
  */
 #include "scsi_priv.h"
+
+#include <errno.h>
 
 #include "util.h"
 
@@ -95,5 +98,26 @@ void scsi_exec_pr_out(struct scsi_cmd *sc)
 		scsi_sense(sc, SK_ILLEGAL_REQUEST, ASC_INSUFFICIENT_REG_RESOURCES);
 		break;
 	}
+	scsi_complete(sc);
+}
+
+/* RESERVE(6) / RELEASE(6): byte 1 bits 0-4 (3RDPTY, extents: obsolete) must be 0. */
+int scsi_chk_reserve6(struct scsi_cmd *sc)
+{
+	if (sc->cdb[1] & 0x1f || get_be16(sc->cdb + 3)) {
+		scsi_sense(sc, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+		return -1;
+	}
+	return 0;
+}
+
+void scsi_exec_reserve6(struct scsi_cmd *sc)
+{
+	enum scsi_pr_result r = sc->cdb[0] == 0x16 ? scsi_pr_reserve6(sc->lu->pr, sc->lu->port)
+						   : scsi_pr_release6(sc->lu->pr, sc->lu->port);
+	if (r == PR_CONFLICT)
+		sc->status = SCSI_RESERVATION_CONFLICT;
+	else if (r != PR_OK)
+		errno_to_sense(sc, -ENOMEM, VD_READ);
 	scsi_complete(sc);
 }

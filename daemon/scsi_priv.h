@@ -100,5 +100,7 @@ int scsi_chk_pr_in(struct scsi_cmd *sc);
 void scsi_exec_pr_in(struct scsi_cmd *sc);
 int scsi_chk_pr_out(struct scsi_cmd *sc);
 void scsi_exec_pr_out(struct scsi_cmd *sc);
+int scsi_chk_reserve6(struct scsi_cmd *sc);
+void scsi_exec_reserve6(struct scsi_cmd *sc);
 
 #endif

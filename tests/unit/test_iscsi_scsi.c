@@ -172,6 +172,7 @@ static const struct sense_row refusals[] = {
 	  SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
 	{ "PERSISTENT RESERVE OUT, parameter list of 20", { 0x5f, 0x00, 0, 0, 0, 0, 0, 0, 20 }, 10, true,
 	  SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR },
+	{ "RESERVE(6) third party", { 0x16, 0x10 }, 6, true, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
 	{ "PERSISTENT RESERVE OUT RESERVE, scope 1", { 0x5f, 0x01, 0x11, 0, 0, 0, 0, 0, 24 }, 10, true,
 	  SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
 	{ "unknown service action", { 0x9e, 0x1f }, 16, true, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
@@ -712,6 +713,68 @@ static uint8_t pr_io(struct scsi_lu *l, bool write)
 	return sc.status;
 }
 
+/* RESERVE(6) / RELEASE(6) from lu l; returns the status. */
+static uint8_t reserve6(struct scsi_lu *l, bool release)
+{
+	struct scsi_cmd sc;
+	uint8_t cdb[6] = { release ? 0x17 : 0x16 };
+	nexus = l;
+	run(&sc, cdb, sizeof cdb, NULL, 0);
+	nexus = &lu;
+	scsi_cmd_release(&sc);
+	return sc.status;
+}
+
+static void test_reserve6(void)
+{
+	struct scsi_cmd sc;
+	setup(false);
+	scsi_lu_fini(&lu2);
+	scsi_lu_init(&lu2, &vd, "client/52:54:00:aa:bb:01", "iqn.2026-11.org.bootlink:client.525400aabb01");
+	scsi_lu_set_port(&lu, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:a,i,0x400000000001");
+	scsi_lu_set_port(&lu2, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:b,i,0x400000000002");
+	UNIT_CTX("reserve6");
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);                 /* again: still ours */
+	CHECK_INT(reserve6(&lu2, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_io(&lu2, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_io(&lu, true), SCSI_GOOD);
+	uint8_t msense[6] = { 0x1a, 0, 0x3f, 0, 255 }, inq[6] = { 0x12, 0, 0, 0, 96 };
+	nexus = &lu2;
+	run(&sc, msense, sizeof msense, NULL, 0);
+	CHECK_INT(sc.status, SCSI_RESERVATION_CONFLICT);
+	scsi_cmd_release(&sc);
+	run(&sc, inq, sizeof inq, NULL, 0);
+	CHECK_GOOD(&sc);
+	scsi_cmd_release(&sc);
+	nexus = &lu;
+	CHECK_INT(pr_out(&sc, &lu2, 6, 0, 0, K2, 0), SCSI_RESERVATION_CONFLICT); /* no PR under an SPC-2 reservation */
+	CHECK_INT(reserve6(&lu2, true), SCSI_GOOD);                 /* not the holder: no-op */
+	CHECK_INT(pr_io(&lu2, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(reserve6(&lu, true), SCSI_GOOD);
+	CHECK_INT(pr_io(&lu2, false), SCSI_GOOD);
+
+	UNIT_CTX("reserve6: released by a LUN reset and by the holder's nexus loss");
+	CHECK_INT(reserve6(&lu2, false), SCSI_GOOD);
+	scsi_lu_reset(&lu);                                          /* from another session */
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);
+	scsi_lu_fini(&lu);
+	CHECK_INT(reserve6(&lu2, false), SCSI_GOOD);
+	scsi_lu_init(&lu, &vd, "client/52:54:00:aa:bb:01", "iqn.2026-11.org.bootlink:client.525400aabb01");
+	scsi_lu_set_port(&lu, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:a,i,0x400000000001");
+	CHECK_INT(reserve6(&lu, false), SCSI_RESERVATION_CONFLICT); /* a new session does not reset it */
+	CHECK_INT(reserve6(&lu2, true), SCSI_GOOD);
+
+	UNIT_CTX("reserve6: not with persistent reservations");
+	CHECK_INT(pr_out(&sc, &lu2, 6, 0, 0, K2, 0), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_out(&sc, &lu2, 0, 0, K2, 0, 0), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, true), SCSI_GOOD);
+	scsi_lu_fini(&lu2);
+	UNIT_CTX(NULL);
+}
+
 static void test_persistent_reservations(void)
 {
 	struct scsi_cmd sc;
@@ -866,6 +929,7 @@ int main(void)
 	test_misc();
 	test_unmap_write_same();
 	test_errno_to_sense();
+	test_reserve6();
 	test_persistent_reservations();
 	scsi_lu_fini(&lu);
 	return unit_done();
