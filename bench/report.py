@@ -3,6 +3,7 @@
 
     report.py DIR OUT.md
     report.py --storm DIR OUT.md     (bench/storm.sh run by itself: the boot-storm section only)
+    report.py --iscsi DIR OUT.md     (bench/iscsi.sh run by itself: the iSCSI section only)
 
 DIR holds four tab-separated files written by run.sh:
 
@@ -16,7 +17,8 @@ DIR holds four tab-separated files written by run.sh:
                  cpu_ticks is the server's utime+stime over the run (clock ticks)
 
 If DIR also holds storm.tsv (bench/storm.sh, called by run.sh), the report gets
-a "Boot storm" section; see storm_section().
+a "Boot storm" section; see storm_section(). If it holds iscsi.tsv
+(bench/iscsi.sh), an "iSCSI" section; see iscsi_section().
 
 Writes the full markdown report to OUT.md and prints the tables (aligned
 markdown, readable as plain text) to stdout. Standard library only.
@@ -281,6 +283,161 @@ def storm_section(d, clk=100.0):
     return md
 
 
+# ---------------------------------------------------------------- iSCSI
+# bench/iscsi.sh writes iscsi.tsv, iscsi-cu.tsv, iscsi-meta.tsv and
+# iscsi-servers.tsv (into run.sh's DIR when run.sh calls it, else into its
+# own); iscsi_section() turns them into the report's "iSCSI" section.
+
+ISCSI_COLS = ("row", "server", "run", "status", "value", "io_bytes", "cpu_ticks", "note")
+
+
+def iscsi_section(d, clk=100.0):
+    """Markdown lines of the iSCSI section, or [] if iscsi.sh left no records."""
+    path = os.path.join(d, "iscsi.tsv")
+    if not os.path.exists(path):
+        return []
+    recs = [dict(zip(ISCSI_COLS, r)) for r in read_tsv(path, len(ISCSI_COLS))]
+    cu = read_tsv(os.path.join(d, "iscsi-cu.tsv"), 3)
+    meta_rows = read_tsv(os.path.join(d, "iscsi-meta.tsv"), 4)
+    meta = dict((r[0], r[1]) for r in meta_rows)
+    rowdefs = [(r[0][4:], r[1], r[2], r[3]) for r in meta_rows if r[0].startswith("row:")]
+    servers = read_tsv(os.path.join(d, "iscsi-servers.tsv"), 4)
+    names = [s[0] for s in servers] or sorted({r["server"] for r in recs})
+    status = {s[0]: s for s in servers}
+    peer = "tgtd"
+
+    def series(row, srv, kind):
+        out = []
+        for r in recs:
+            if r["row"] != row or r["server"] != srv or r["status"] != "ok":
+                continue
+            try:
+                if kind == "value":
+                    out.append(float(r["value"]))
+                elif r["cpu_ticks"] not in ("", "-") and int(r["io_bytes"]) > 0:
+                    out.append(int(r["cpu_ticks"]) / clk / (int(r["io_bytes"]) / float(1 << 30)))
+            except ValueError:
+                pass
+        return out
+
+    def icell(row, srv, kind):
+        st = status.get(srv)
+        if st and st[1] != "ok":
+            return "n/a (%s)" % st[2].split(": ", 1)[0][:60]
+        f = [r for r in recs if r["row"] == row and r["server"] == srv and r["status"] == "fail"]
+        c = cell(series(row, srv, kind), len(f))
+        if c is None:
+            return "n/a (%s)" % (f[-1]["note"][:60] if f else "not run")
+        return c
+
+    def iratio(row, kind):
+        a, b = series(row, "bootlinkd", kind), series(row, peer, kind)
+        if not a or not b:
+            return "n/a"
+        mb = statistics.median(b)
+        return "%.2f×" % (statistics.median(a) / mb) if mb > 0 else "n/a"
+
+    hdr = ["row", "unit"] + names + ["bootlinkd / tgtd"]
+    t_perf, t_cpu = [], []
+    for rid, title, unit, _cmd in rowdefs:
+        t_perf.append([title, unit] + [icell(rid, s, "value") for s in names] + [iratio(rid, "value")])
+        t_cpu.append([title, "s/GiB"] + [icell(rid, s, "cpu") for s in names] + [iratio(rid, "cpu")])
+
+    res = {}
+    for srv, test, st in cu:
+        res.setdefault(srv, {})[test] = st
+    cu_rows = []
+    for srv in names:
+        r = res.get(srv, {})
+        cnt = lambda k: sum(1 for v in r.values() if v == k)
+        if not r:
+            st = status.get(srv)
+            cu_rows.append([srv] + ["n/a"] * 5 + [("n/a (%s)" % st[2].split(": ", 1)[0][:60]) if st and st[1] != "ok" else "not run"])
+            continue
+        cu_rows.append([srv, str(len(r)), str(cnt("PASS")), str(cnt("SKIP")), str(cnt("FAIL")),
+                        str(cnt("CRASH") + cnt("HANG")), ""])
+
+    md = ["## iSCSI: bootlinkd vs tgtd (bench/iscsi.sh)", ""]
+    md.append("Both targets on loopback, on the same image file (%s), in the same run. Rows: libiscsi's "
+              "`iscsi-perf` (one session, the same settings for both), %s run(s) of %s s per row and server, "
+              "interleaved; cells median [min–max]; † = spread over %d %% of the median. Target: "
+              "bootlinkd ≥ 2× tgtd." % (meta.get("image", "?"), meta.get("runs", "?"), meta.get("seconds", "?"),
+                                       int(NOISY * 100)))
+    md.append("")
+    md.append("### Throughput (higher is better)")
+    md.append("")
+    md.append(table(hdr, t_perf))
+    md.append("")
+    md.append("### Server CPU per GiB served (lower is better)")
+    md.append("")
+    md.append(table(hdr, t_cpu))
+    md.append("")
+    md.append("utime+stime of the target process (all threads) over the run, divided by the bytes "
+              "iscsi-perf read (its average IOPS × request size × seconds).")
+    md.append("")
+    md.append("### iscsi-test-cu (libiscsi's conformance suite), %s suite(s)" % meta.get("suites", "?"))
+    md.append("")
+    md.append(table(["target", "tests", "passed", "skipped", "failed", "crashed/hung", "note"], cu_rows))
+    md.append("")
+    md.append("`%s`, against a scratch disk of each target: bootlinkd's client target (its overlay over a 64 MiB "
+              "image), tgtd's LUN 1 on a copy of the same image. **skipped** = counted as passed by CUnit "
+              "but printed `[SKIPPED]` (the target reports it lacks the feature, or a -S test)." % meta.get("cu_cmd", "?"))
+    md.append("")
+    bl, tg = res.get("bootlinkd", {}), res.get(peer, {})
+    for title, lst in (
+            ("Failing on bootlinkd", sorted(t for t, v in bl.items() if v not in ("PASS", "SKIP"))),
+            ("Failing on tgtd", sorted(t for t, v in tg.items() if v not in ("PASS", "SKIP"))),
+            ("Passed on tgtd, not on bootlinkd", sorted(t for t, v in tg.items() if v == "PASS" and bl.get(t) not in (None, "PASS"))),
+            ("Passed on bootlinkd, not on tgtd", sorted(t for t, v in bl.items() if v == "PASS" and tg.get(t) not in (None, "PASS")))):
+        if bl and tg or lst:
+            md.append("- %s (%d): %s" % (title, len(lst), ", ".join(lst) if lst else "none"))
+    md.append("")
+    md.append("### iSCSI notes")
+    md.append("")
+    md.append("- Warm-up (untimed): %s. Image page-cache residency after it: %s." % (
+        meta.get("warmup", "?"), meta.get("residency", "?")))
+    if meta.get("bootlinkd_stats"):
+        md.append("- bootlinkd after the rows (warm-up included): %s." % meta["bootlinkd_stats"])
+    md.append("- Load average (1/5/15 min): at start %s, at end %s. The machine is shared: absolute figures "
+              "move with the load, the ratio taken in one run is what to compare." % (
+                  meta.get("load_start", "?"), meta.get("load_end", "?")))
+    for rid, title, _unit, cmd in rowdefs:
+        md.append("- %s: `%s`" % (title, cmd))
+    md.append("")
+    md.append("iSCSI targets:")
+    md.append("")
+    for srv, st, detail, cmd in servers:
+        md.append("- **%s** (%s)%s" % (srv, detail if detail else st, ("  \n  `%s`" % cmd) if cmd else ""))
+    md.append("")
+    return md
+
+
+def iscsi_main(d, out_path):
+    """report.py --iscsi DIR OUT.md: the iSCSI section alone (bench/iscsi.sh run by itself)."""
+    meta = dict((r[0], r[1]) for r in read_tsv(os.path.join(d, "iscsi-meta.tsv"), 2))
+    clk = float(meta.get("clk_tck", "100") or 100)
+    head = ["# iSCSI: bootlinkd vs tgtd — %s" % meta.get("date", "?"), "",
+            "Mode: **%s**." % meta.get("mode", "?"), ""]
+    body = iscsi_section(d, clk)
+    machine = ["## Machine", ""]
+    for key, label in (("nproc", "CPUs (nproc)"), ("cpu", "CPU model"), ("mem", "Memory"),
+                       ("kernel", "Kernel"), ("disk", "Disk (df -hT of the image directory)"),
+                       ("commit", "bootlink commit")):
+        machine.append("- %s: %s" % (label, meta.get(key, "?")))
+    for k in sorted(meta):
+        if k.startswith("pkg:"):
+            machine.append("- %s %s" % (k[4:], meta[k]))
+    machine.append("")
+    md = "\n".join(head + body + machine)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(md)
+    os.replace(out_path + ".tmp", out_path)
+    print("\n".join(head + body))
+    print("Full report: %s" % out_path)
+    return 0
+
+
 def storm_main(d, out_path):
     """report.py --storm DIR OUT.md: the storm section alone (bench/storm.sh run by itself)."""
     meta = dict((k, v) for k, v in read_tsv(os.path.join(d, "storm-meta.tsv"), 2))
@@ -310,6 +467,8 @@ def storm_main(d, out_path):
 def main(argv):
     if len(argv) == 4 and argv[1] == "--storm":
         return storm_main(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "--iscsi":
+        return iscsi_main(argv[2], argv[3])
     if len(argv) != 3:
         print("usage: report.py DIR OUT.md", file=sys.stderr)
         return 2
@@ -466,6 +625,7 @@ def main(argv):
     machine.append("")
 
     storm_md = storm_section(d, clk)  # boot-storm rows (bench/storm.sh), if it ran
+    storm_md += iscsi_section(d, clk)  # iSCSI rows (bench/iscsi.sh), if it ran
     seq = medians("seq1m", val).get("bootlinkd")
     storm_md += limits_section(d, seq)  # bench/limits.sh, if it ran
     md = "\n".join(head + tables + notes_md + storm_md + machine)

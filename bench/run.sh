@@ -626,6 +626,8 @@ for p in "${STARTED[@]}"; do stop_pid "$p"; done
 
 # Boot-storm rows (bench/storm.sh, its own servers; records into $TMP for report.py). BENCH_STORM=0 skips them.
 [[ ${BENCH_STORM:-1} == 0 ]] || "$BENCH/storm.sh" --into "$TMP" || say "storm: bench/storm.sh exited with status $?"
+# iSCSI rows and conformance counts against tgtd (bench/iscsi.sh, its own targets). BENCH_ISCSI=0 skips them.
+[[ ${BENCH_ISCSI:-1} == 0 ]] || "$BENCH/iscsi.sh" --into "$TMP" || say "iscsi: bench/iscsi.sh exited with status $?"
 
 # How close to the machine's limits, and the cost figures (bench/limits.sh). BENCH_LIMITS=0 skips them.
 [[ ${BENCH_LIMITS:-1} == 0 ]] || BUILD=$BUILD "$BENCH/limits.sh" --into "$TMP" "$IMAGE" || say "limits: bench/limits.sh exited with status $?"

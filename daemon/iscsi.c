@@ -368,6 +368,7 @@ static void iscsi_destroy(struct conn *c)
 		iscsi_log(BL_INFO, ic, "session closed: %llu commands, %llu bytes read, %llu bytes written",
 			  (unsigned long long)c->stat_requests, (unsigned long long)c->stat_bytes_read,
 			  (unsigned long long)c->stat_bytes_written);
+		scsi_lu_fini(&ic->lu);
 		vdisk_put(ic->vd);
 		if (ic->exp.e.kind == EXPORT_CLIENT)
 			clients_release(ic->exp.e.mac);

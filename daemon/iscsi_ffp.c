@@ -174,6 +174,9 @@ static int tmf_request(struct iscsi_conn *ic, const struct iscsi_hdr *h)
 
 static void logout_respond(struct iscsi_conn *ic)
 {
+	/* The I_T nexus ends now, not when the connection is finally torn down. */
+	if (ic->vd)
+		scsi_lu_nexus_loss(&ic->lu);
 	uint8_t b[ISCSI_BHS_LEN];
 	struct iscsi_logout_rsp r = { .itt = ic->logout_itt, .response = ISCSI_LOGOUT_RSP_OK, .time2wait = 0,
 				      .time2retain = 0, .sn = iscsi_sn_next(ic, true) };

@@ -343,6 +343,11 @@ static uint16_t session_open(struct iscsi_conn *ic, char *why, size_t wl)
 		return ISCSI_LOGIN_NO_RESOURCES;
 	}
 	scsi_lu_init(&ic->lu, ic->vd, ic->exp.e.name, ic->target_name);
+	/* The I_T nexus for persistent reservations: the iSCSI initiator port name (RFC 7143 §4.2.7.2). */
+	char port[SCSI_PR_PORT_MAX];
+	snprintf(port, sizeof port, "%s,i,0x%02x%02x%02x%02x%02x%02x", ic->p.initiator_name, ic->isid[0],
+		 ic->isid[1], ic->isid[2], ic->isid[3], ic->isid[4], ic->isid[5]);
+	scsi_lu_set_port(&ic->lu, SCSI_PROTO_ISCSI, port);
 	__atomic_fetch_add(&ic->exp.e.img->stat_connections, 1, __ATOMIC_RELAXED);
 	stats_conn_set_export(ic->c, ic->exp.e.name);
 	return 0;

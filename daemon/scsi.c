@@ -23,49 +23,64 @@
 
 #define SA_IN16  0x9e   /* SERVICE ACTION IN(16) */
 #define MAINT_IN 0xa3   /* MAINTENANCE IN */
+#define PR_IN    0x5e   /* PERSISTENT RESERVE IN */
+#define PR_OUT   0x5f   /* PERSISTENT RESERVE OUT */
 
 const struct scsi_op scsi_ops[] = {
 	{ 0x00, false, 0, 6, 0, "TEST UNIT READY", scsi_chk_none, scsi_exec_good },
 	{ 0x03, false, 0, 6, OPF_ANY_LUN, "REQUEST SENSE", scsi_chk_request_sense, scsi_exec_request_sense },
-	{ 0x08, false, 0, 6, 0, "READ(6)", scsi_chk_read, scsi_exec_read },
-	{ 0x0a, false, 0, 6, OPF_STREAM, "WRITE(6)", scsi_chk_write, scsi_exec_write },
+	{ 0x08, false, 0, 6, OPF_PR_READ, "READ(6)", scsi_chk_read, scsi_exec_read },
+	{ 0x0a, false, 0, 6, OPF_STREAM | OPF_PR_WRITE, "WRITE(6)", scsi_chk_write, scsi_exec_write },
 	{ 0x12, false, 0, 6, OPF_ANY_LUN, "INQUIRY", scsi_chk_inquiry, scsi_exec_inquiry },
-	{ 0x15, false, 0, 6, 0, "MODE SELECT(6)", scsi_chk_mode_select, scsi_exec_mode_select },
-	{ 0x1a, false, 0, 6, 0, "MODE SENSE(6)", scsi_chk_mode_sense, scsi_exec_mode_sense },
-	{ 0x1b, false, 0, 6, 0, "START STOP UNIT", scsi_chk_start_stop, scsi_exec_good },
-	{ 0x1e, false, 0, 6, 0, "PREVENT ALLOW MEDIUM REMOVAL", scsi_chk_none, scsi_exec_good },
+	{ 0x15, false, 0, 6, OPF_PR_WRITE, "MODE SELECT(6)", scsi_chk_mode_select, scsi_exec_mode_select },
+	{ 0x16, false, 0, 6, 0, "RESERVE(6)", scsi_chk_reserve6, scsi_exec_reserve6 },
+	{ 0x17, false, 0, 6, 0, "RELEASE(6)", scsi_chk_reserve6, scsi_exec_reserve6 },
+	{ 0x1a, false, 0, 6, OPF_PR_READ, "MODE SENSE(6)", scsi_chk_mode_sense, scsi_exec_mode_sense },
+	{ 0x1b, false, 0, 6, OPF_PR_WRITE, "START STOP UNIT", scsi_chk_start_stop, scsi_exec_good },
+	{ 0x1e, false, 0, 6, OPF_PR_WRITE, "PREVENT ALLOW MEDIUM REMOVAL", scsi_chk_none, scsi_exec_good },
 	{ 0x25, false, 0, 10, 0, "READ CAPACITY(10)", scsi_chk_read_capacity10, scsi_exec_read_capacity10 },
-	{ 0x28, false, 0, 10, 0, "READ(10)", scsi_chk_read, scsi_exec_read },
-	{ 0x2a, false, 0, 10, OPF_STREAM, "WRITE(10)", scsi_chk_write, scsi_exec_write },
-	{ 0x2e, false, 0, 10, OPF_STREAM, "WRITE AND VERIFY(10)", scsi_chk_write, scsi_exec_write },
-	{ 0x2f, false, 0, 10, 0, "VERIFY(10)", scsi_chk_verify, scsi_exec_verify },
-	{ 0x34, false, 0, 10, 0, "PRE-FETCH(10)", scsi_chk_prefetch, scsi_exec_prefetch },
-	{ 0x35, false, 0, 10, 0, "SYNCHRONIZE CACHE(10)", scsi_chk_sync, scsi_exec_sync },
-	{ 0x41, false, 0, 10, 0, "WRITE SAME(10)", scsi_chk_write_same, scsi_exec_write_same },
-	{ 0x42, false, 0, 10, 0, "UNMAP", scsi_chk_unmap, scsi_exec_unmap },
-	{ 0x55, false, 0, 10, 0, "MODE SELECT(10)", scsi_chk_mode_select, scsi_exec_mode_select },
-	{ 0x5a, false, 0, 10, 0, "MODE SENSE(10)", scsi_chk_mode_sense, scsi_exec_mode_sense },
-	{ 0x88, false, 0, 16, 0, "READ(16)", scsi_chk_read, scsi_exec_read },
-	{ 0x8a, false, 0, 16, OPF_STREAM, "WRITE(16)", scsi_chk_write, scsi_exec_write },
-	{ 0x8e, false, 0, 16, OPF_STREAM, "WRITE AND VERIFY(16)", scsi_chk_write, scsi_exec_write },
-	{ 0x8f, false, 0, 16, 0, "VERIFY(16)", scsi_chk_verify, scsi_exec_verify },
-	{ 0x90, false, 0, 16, 0, "PRE-FETCH(16)", scsi_chk_prefetch, scsi_exec_prefetch },
-	{ 0x91, false, 0, 16, 0, "SYNCHRONIZE CACHE(16)", scsi_chk_sync, scsi_exec_sync },
-	{ 0x93, false, 0, 16, 0, "WRITE SAME(16)", scsi_chk_write_same, scsi_exec_write_same },
+	{ 0x28, false, 0, 10, OPF_PR_READ, "READ(10)", scsi_chk_read, scsi_exec_read },
+	{ 0x2a, false, 0, 10, OPF_STREAM | OPF_PR_WRITE, "WRITE(10)", scsi_chk_write, scsi_exec_write },
+	{ 0x2e, false, 0, 10, OPF_STREAM | OPF_PR_WRITE, "WRITE AND VERIFY(10)", scsi_chk_write, scsi_exec_write },
+	{ 0x2f, false, 0, 10, OPF_PR_READ, "VERIFY(10)", scsi_chk_verify, scsi_exec_verify },
+	{ 0x34, false, 0, 10, OPF_PR_READ, "PRE-FETCH(10)", scsi_chk_prefetch, scsi_exec_prefetch },
+	{ 0x35, false, 0, 10, OPF_PR_WRITE, "SYNCHRONIZE CACHE(10)", scsi_chk_sync, scsi_exec_sync },
+	{ 0x41, false, 0, 10, OPF_PR_WRITE, "WRITE SAME(10)", scsi_chk_write_same, scsi_exec_write_same },
+	{ 0x42, false, 0, 10, OPF_PR_WRITE, "UNMAP", scsi_chk_unmap, scsi_exec_unmap },
+	{ 0x55, false, 0, 10, OPF_PR_WRITE, "MODE SELECT(10)", scsi_chk_mode_select, scsi_exec_mode_select },
+	{ 0x5a, false, 0, 10, OPF_PR_READ, "MODE SENSE(10)", scsi_chk_mode_sense, scsi_exec_mode_sense },
+	{ 0x88, false, 0, 16, OPF_PR_READ, "READ(16)", scsi_chk_read, scsi_exec_read },
+	{ 0x8a, false, 0, 16, OPF_STREAM | OPF_PR_WRITE, "WRITE(16)", scsi_chk_write, scsi_exec_write },
+	{ 0x8e, false, 0, 16, OPF_STREAM | OPF_PR_WRITE, "WRITE AND VERIFY(16)", scsi_chk_write, scsi_exec_write },
+	{ 0x8f, false, 0, 16, OPF_PR_READ, "VERIFY(16)", scsi_chk_verify, scsi_exec_verify },
+	{ 0x90, false, 0, 16, OPF_PR_READ, "PRE-FETCH(16)", scsi_chk_prefetch, scsi_exec_prefetch },
+	{ 0x91, false, 0, 16, OPF_PR_WRITE, "SYNCHRONIZE CACHE(16)", scsi_chk_sync, scsi_exec_sync },
+	{ 0x93, false, 0, 16, OPF_PR_WRITE, "WRITE SAME(16)", scsi_chk_write_same, scsi_exec_write_same },
 	{ SA_IN16, true, 0x10, 16, 0, "READ CAPACITY(16)", scsi_chk_read_capacity16, scsi_exec_read_capacity16 },
-	{ SA_IN16, true, 0x12, 16, 0, "GET LBA STATUS", scsi_chk_get_lba_status, scsi_exec_get_lba_status },
+	{ SA_IN16, true, 0x12, 16, OPF_PR_READ, "GET LBA STATUS", scsi_chk_get_lba_status, scsi_exec_get_lba_status },
 	{ 0xa0, false, 0, 12, OPF_ANY_LUN, "REPORT LUNS", scsi_chk_report_luns, scsi_exec_report_luns },
+	{ PR_IN, true, 0x00, 10, 0, "PERSISTENT RESERVE IN (READ KEYS)", scsi_chk_pr_in, scsi_exec_pr_in },
+	{ PR_IN, true, 0x01, 10, 0, "PERSISTENT RESERVE IN (READ RESERVATION)", scsi_chk_pr_in, scsi_exec_pr_in },
+	{ PR_IN, true, 0x02, 10, 0, "PERSISTENT RESERVE IN (REPORT CAPABILITIES)", scsi_chk_pr_in, scsi_exec_pr_in },
+	{ PR_IN, true, 0x03, 10, 0, "PERSISTENT RESERVE IN (READ FULL STATUS)", scsi_chk_pr_in, scsi_exec_pr_in },
+	{ PR_OUT, true, 0x00, 10, 0, "PERSISTENT RESERVE OUT (REGISTER)", scsi_chk_pr_out, scsi_exec_pr_out },
+	{ PR_OUT, true, 0x01, 10, 0, "PERSISTENT RESERVE OUT (RESERVE)", scsi_chk_pr_out, scsi_exec_pr_out },
+	{ PR_OUT, true, 0x02, 10, 0, "PERSISTENT RESERVE OUT (RELEASE)", scsi_chk_pr_out, scsi_exec_pr_out },
+	{ PR_OUT, true, 0x03, 10, 0, "PERSISTENT RESERVE OUT (CLEAR)", scsi_chk_pr_out, scsi_exec_pr_out },
+	{ PR_OUT, true, 0x04, 10, 0, "PERSISTENT RESERVE OUT (PREEMPT)", scsi_chk_pr_out, scsi_exec_pr_out },
+	{ PR_OUT, true, 0x05, 10, 0, "PERSISTENT RESERVE OUT (PREEMPT AND ABORT)", scsi_chk_pr_out, scsi_exec_pr_out },
+	{ PR_OUT, true, 0x06, 10, 0, "PERSISTENT RESERVE OUT (REGISTER AND IGNORE EXISTING KEY)", scsi_chk_pr_out, scsi_exec_pr_out },
 	{ MAINT_IN, true, 0x0c, 12, 0, "REPORT SUPPORTED OPERATION CODES", scsi_chk_rsoc, scsi_exec_rsoc },
-	{ 0xa8, false, 0, 12, 0, "READ(12)", scsi_chk_read, scsi_exec_read },
-	{ 0xaa, false, 0, 12, OPF_STREAM, "WRITE(12)", scsi_chk_write, scsi_exec_write },
-	{ 0xae, false, 0, 12, OPF_STREAM, "WRITE AND VERIFY(12)", scsi_chk_write, scsi_exec_write },
-	{ 0xaf, false, 0, 12, 0, "VERIFY(12)", scsi_chk_verify, scsi_exec_verify },
+	{ 0xa8, false, 0, 12, OPF_PR_READ, "READ(12)", scsi_chk_read, scsi_exec_read },
+	{ 0xaa, false, 0, 12, OPF_STREAM | OPF_PR_WRITE, "WRITE(12)", scsi_chk_write, scsi_exec_write },
+	{ 0xae, false, 0, 12, OPF_STREAM | OPF_PR_WRITE, "WRITE AND VERIFY(12)", scsi_chk_write, scsi_exec_write },
+	{ 0xaf, false, 0, 12, OPF_PR_READ, "VERIFY(12)", scsi_chk_verify, scsi_exec_verify },
 };
 const unsigned scsi_nops = ARRAY_SIZE(scsi_ops);
 
 bool scsi_opcode_has_sa(uint8_t opcode)
 {
-	return opcode == SA_IN16 || opcode == MAINT_IN;
+	return opcode == SA_IN16 || opcode == MAINT_IN || opcode == PR_IN || opcode == PR_OUT;
 }
 
 const struct scsi_op *scsi_op_find(uint8_t opcode, uint8_t sa)
@@ -93,6 +108,13 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
+/* Mode parameters as after power on. */
+static void mode_defaults(struct scsi_lu *lu)
+{
+	lu->wce = true;
+	lu->swp = false;
+}
+
 void scsi_lu_init(struct scsi_lu *lu, struct vdisk *vd, const char *lu_name, const char *target_name)
 {
 	memset(lu, 0, sizeof *lu);
@@ -104,13 +126,32 @@ void scsi_lu_init(struct scsi_lu *lu, struct vdisk *vd, const char *lu_name, con
 	snprintf(lu->name, sizeof lu->name, "%s", lu_name);
 	snprintf(lu->target_name, sizeof lu->target_name, "%s", target_name);
 	lu->tpgt = 1;
-	scsi_lu_reset(lu);
+	lu->pr = scsi_pr_get(lu_name);
+	mode_defaults(lu);
+}
+
+void scsi_lu_set_port(struct scsi_lu *lu, uint8_t proto, const char *port)
+{
+	lu->proto = proto;
+	snprintf(lu->port, sizeof lu->port, "%s", port);
+}
+
+void scsi_lu_nexus_loss(struct scsi_lu *lu)
+{
+	scsi_pr_reset(lu->pr, lu->port);
+}
+
+void scsi_lu_fini(struct scsi_lu *lu)
+{
+	scsi_lu_nexus_loss(lu);
+	scsi_pr_put(lu->pr);
+	lu->pr = NULL;
 }
 
 void scsi_lu_reset(struct scsi_lu *lu)
 {
-	lu->wce = true;
-	lu->swp = false;
+	mode_defaults(lu);
+	scsi_pr_reset(lu->pr, NULL);
 }
 
 bool scsi_lu_write_protected(const struct scsi_lu *lu)
@@ -289,6 +330,13 @@ void scsi_cmd_start(struct scsi_cmd *sc)
 	sc->op = op;
 	if (!sc->lu && !(op->flags & OPF_ANY_LUN)) {
 		scsi_sense(sc, SK_ILLEGAL_REQUEST, ASC_LUN_NOT_SUPPORTED);
+		scsi_complete(sc);
+		return;
+	}
+	/* Persistent reservations of other I_T nexuses (SPC-4 §5.14.1). */
+	if (sc->lu && (op->flags & (OPF_PR_READ | OPF_PR_WRITE)) &&
+	    scsi_pr_conflict(sc->lu->pr, sc->lu->port, op->flags & OPF_PR_WRITE)) {
+		sc->status = SCSI_RESERVATION_CONFLICT;
 		scsi_complete(sc);
 		return;
 	}

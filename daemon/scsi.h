@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "scsi_pr.h"
 #include "vdisk.h"
 
 #define SCSI_BLOCK_SIZE       512u
@@ -49,6 +50,7 @@ enum scsi_status {
 	SCSI_CHECK_CONDITION = 0x02,
 	SCSI_CONDITION_MET = 0x04,
 	SCSI_BUSY = 0x08,
+	SCSI_RESERVATION_CONFLICT = 0x18,
 	SCSI_TASK_SET_FULL = 0x28,
 	SCSI_TASK_ABORTED = 0x40,
 };
@@ -72,11 +74,13 @@ enum scsi_asc {
 	ASC_INVALID_FIELD_IN_CDB = 0x2400,
 	ASC_LUN_NOT_SUPPORTED = 0x2500,
 	ASC_INVALID_FIELD_IN_PARAM = 0x2600,
+	ASC_INVALID_RELEASE_OF_PR = 0x2604,
 	ASC_WRITE_PROTECTED = 0x2700,
 	ASC_SPACE_ALLOC_FAILED_WP = 0x2707,
 	ASC_SAVING_NOT_SUPPORTED = 0x3900,
 	ASC_INTERNAL_TARGET_FAILURE = 0x4400,
 	ASC_INSUFFICIENT_RESOURCES = 0x5503,
+	ASC_INSUFFICIENT_REG_RESOURCES = 0x5504,
 };
 
 /* One logical unit: the disk plus the SCSI state of one session. */
@@ -90,14 +94,29 @@ struct scsi_lu {
 	char name[96];               /* LU name (the export), for the T10 vendor designator */
 	char target_name[224];       /* the SCSI target device name, for name-string designators */
 	uint16_t tpgt;               /* target portal group tag (relative port / port group) */
+	struct scsi_pr *pr;          /* persistent reservations, shared by every session of lu_name */
+	char port[SCSI_PR_PORT_MAX]; /* this I_T nexus's initiator port name (scsi_lu_set_port) */
+	uint8_t proto;               /* SCSI protocol identifier of the transport (5 = iSCSI) */
 };
 
-/* Set up lu for vd; identifiers derive from lu_name so every session sees the same ones. */
+/* Set up lu for vd; identifiers derive from lu_name so every session sees
+ * the same ones, and so does the persistent reservation state. */
 void scsi_lu_init(struct scsi_lu *lu, struct vdisk *vd, const char *lu_name, const char *target_name);
-/* LUN RESET / TARGET RESET: mode parameters back to their defaults. */
+/* Name the I_T nexus: the initiator port (iSCSI: "<initiator name>,i,0x<ISID>")
+ * and the transport's protocol identifier, for persistent reservations. */
+void scsi_lu_set_port(struct scsi_lu *lu, uint8_t proto, const char *port);
+/* The I_T nexus is gone (logout, connection loss): an SPC-2 reservation it
+ * holds ends. Persistent reservations stay. */
+void scsi_lu_nexus_loss(struct scsi_lu *lu);
+/* The session is over: nexus loss, and lu's reference on the reservation state dropped. */
+void scsi_lu_fini(struct scsi_lu *lu);
+/* LUN RESET / TARGET RESET: mode parameters back to their defaults, and the
+ * SPC-2 reservation (RESERVE(6)) released, whichever session holds it. */
 void scsi_lu_reset(struct scsi_lu *lu);
 /* Writes refused (read-only disk or SWP)? */
 bool scsi_lu_write_protected(const struct scsi_lu *lu);
+
+#define SCSI_PROTO_ISCSI 5   /* SCSI protocol identifier (SPC-4 table 444) */
 
 enum scsi_dir { SCSI_DIR_NONE, SCSI_DIR_IN, SCSI_DIR_OUT };
 

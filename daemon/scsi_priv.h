@@ -13,6 +13,8 @@
 
 #define OPF_ANY_LUN  1u   /* answered even for a LUN that does not exist */
 #define OPF_STREAM   2u   /* data-out goes to the disk as it arrives (block writes) */
+#define OPF_PR_READ  4u   /* RESERVATION CONFLICT under an Exclusive Access reservation of others */
+#define OPF_PR_WRITE 8u   /* RESERVATION CONFLICT under any reservation of others */
 
 struct scsi_op {
 	uint8_t opcode;
@@ -92,5 +94,13 @@ int scsi_chk_report_luns(struct scsi_cmd *sc);
 void scsi_exec_report_luns(struct scsi_cmd *sc);
 int scsi_chk_rsoc(struct scsi_cmd *sc);
 void scsi_exec_rsoc(struct scsi_cmd *sc);
+
+/* Persistent reservations (scsi_pr_cmd.c) */
+int scsi_chk_pr_in(struct scsi_cmd *sc);
+void scsi_exec_pr_in(struct scsi_cmd *sc);
+int scsi_chk_pr_out(struct scsi_cmd *sc);
+void scsi_exec_pr_out(struct scsi_cmd *sc);
+int scsi_chk_reserve6(struct scsi_cmd *sc);
+void scsi_exec_reserve6(struct scsi_cmd *sc);
 
 #endif

@@ -25,6 +25,8 @@ PACKAGES=(
 	fio qemu-utils libiscsi-bin iperf3 valgrind python3
 	# qemu-img's iscsi:// driver (test-iscsi-basic)
 	qemu-block-extra
+	# the iSCSI benchmark peer (bench/iscsi.sh): tgtd
+	tgt
 	# the end-to-end boot test and make demo: a qemu client whose initramfs
 	# (busybox + nbd-client + nbd.ko from a downloaded Debian kernel) boots from bootlinkd
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs

@@ -85,7 +85,8 @@ static void run_queued(void)
 
 /* --- running commands --- */
 
-static struct scsi_lu lu;
+static struct scsi_lu lu, lu2;
+static struct scsi_lu *nexus = &lu;   /* the LU (and so the I_T nexus) run() sends from */
 static int dones;
 
 static void on_done(struct scsi_cmd *sc)
@@ -99,7 +100,7 @@ static void run_pieces(struct scsi_cmd *sc, bool lun_exists, const uint8_t *cdb,
 		       uint32_t len, uint32_t piece)
 {
 	memset(sc, 0, sizeof *sc);
-	sc->lu = lun_exists ? &lu : NULL;
+	sc->lu = lun_exists ? nexus : NULL;
 	memcpy(sc->cdb, cdb, cdb_len);
 	sc->done = on_done;
 	sc->out_expected = len;
@@ -144,6 +145,7 @@ static void setup(bool read_only)
 	memset(&vd, 0, sizeof vd);
 	vd.size = DISK_BYTES + 100; /* a partial last block is not addressable */
 	vd.read_only = read_only;
+	scsi_lu_fini(&lu);
 	scsi_lu_init(&lu, &vd, "client/52:54:00:aa:bb:01", "iqn.2026-11.org.bootlink:client.525400aabb01");
 	for (uint32_t i = 0; i < DISK_BYTES; i++)
 		disk[i] = (uint8_t)(i / SCSI_BLOCK_SIZE + i);
@@ -164,7 +166,15 @@ struct sense_row {
 /* Commands refused before they run. */
 static const struct sense_row refusals[] = {
 	{ "unknown opcode", { 0xc0 }, 6, true, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE },
-	{ "PERSISTENT RESERVE IN", { 0x5e }, 10, true, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE },
+	{ "PERSISTENT RESERVE IN, service action 4", { 0x5e, 0x04 }, 10, true, SK_ILLEGAL_REQUEST,
+	  ASC_INVALID_FIELD_IN_CDB },
+	{ "PERSISTENT RESERVE OUT REGISTER AND MOVE", { 0x5f, 0x07, 0, 0, 0, 0, 0, 0, 24 }, 10, true,
+	  SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
+	{ "PERSISTENT RESERVE OUT, parameter list of 20", { 0x5f, 0x00, 0, 0, 0, 0, 0, 0, 20 }, 10, true,
+	  SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR },
+	{ "RESERVE(6) third party", { 0x16, 0x10 }, 6, true, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
+	{ "PERSISTENT RESERVE OUT RESERVE, scope 1", { 0x5f, 0x01, 0x11, 0, 0, 0, 0, 0, 24 }, 10, true,
+	  SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
 	{ "unknown service action", { 0x9e, 0x1f }, 16, true, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
 	{ "TEST UNIT READY, no such LUN", { 0x00 }, 6, false, SK_ILLEGAL_REQUEST, ASC_LUN_NOT_SUPPORTED },
 	{ "NACA in CONTROL", { 0x00, 0, 0, 0, 0, 0x04 }, 6, true, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB },
@@ -656,6 +666,256 @@ static void test_errno_to_sense(void)
 	UNIT_CTX(NULL);
 }
 
+/* --- persistent reservations --- */
+
+#define K1 0x1111111111111111ull
+#define K2 0x2222222222222222ull
+
+/* PERSISTENT RESERVE OUT sa/type from lu l with keys rk, sark and byte 20 =
+ * flags; returns the status (sense checked by the caller via *sc). */
+static uint8_t pr_out(struct scsi_cmd *sc, struct scsi_lu *l, uint8_t sa, uint8_t type, uint64_t rk,
+		      uint64_t sark, uint8_t flags)
+{
+	uint8_t cdb[10] = { 0x5f, sa, type, 0, 0, 0, 0, 0, 24 }, p[24] = { 0 };
+	put_be64(p, rk);
+	put_be64(p + 8, sark);
+	p[20] = flags;
+	nexus = l;
+	run(sc, cdb, sizeof cdb, p, sizeof p);
+	nexus = &lu;
+	scsi_cmd_release(sc);
+	return sc->status;
+}
+
+/* PERSISTENT RESERVE IN sa from lu l into out (alloc bytes); returns the data-in length. */
+static uint32_t pr_in(struct scsi_lu *l, uint8_t sa, uint8_t *out, uint16_t alloc)
+{
+	struct scsi_cmd sc;
+	uint8_t cdb[10] = { 0x5e, sa, 0, 0, 0, 0, 0, (uint8_t)(alloc >> 8), (uint8_t)alloc };
+	nexus = l;
+	run(&sc, cdb, sizeof cdb, NULL, 0);
+	nexus = &lu;
+	CHECK_GOOD(&sc);
+	uint32_t n = data_in(&sc, out, alloc);
+	scsi_cmd_release(&sc);
+	return n;
+}
+
+/* One READ(10) or WRITE(10) of block 1 from lu l; returns the status. */
+static uint8_t pr_io(struct scsi_lu *l, bool write)
+{
+	struct scsi_cmd sc;
+	uint8_t cdb[10] = { write ? 0x2a : 0x28, 0, 0, 0, 0, 1, 0, 0, 1 }, blk[SCSI_BLOCK_SIZE] = { 0 };
+	nexus = l;
+	run(&sc, cdb, sizeof cdb, write ? blk : NULL, write ? sizeof blk : 0);
+	nexus = &lu;
+	scsi_cmd_release(&sc);
+	return sc.status;
+}
+
+/* RESERVE(6) / RELEASE(6) from lu l; returns the status. */
+static uint8_t reserve6(struct scsi_lu *l, bool release)
+{
+	struct scsi_cmd sc;
+	uint8_t cdb[6] = { release ? 0x17 : 0x16 };
+	nexus = l;
+	run(&sc, cdb, sizeof cdb, NULL, 0);
+	nexus = &lu;
+	scsi_cmd_release(&sc);
+	return sc.status;
+}
+
+static void test_reserve6(void)
+{
+	struct scsi_cmd sc;
+	setup(false);
+	scsi_lu_fini(&lu2);
+	scsi_lu_init(&lu2, &vd, "client/52:54:00:aa:bb:01", "iqn.2026-11.org.bootlink:client.525400aabb01");
+	scsi_lu_set_port(&lu, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:a,i,0x400000000001");
+	scsi_lu_set_port(&lu2, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:b,i,0x400000000002");
+	UNIT_CTX("reserve6");
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);                 /* again: still ours */
+	CHECK_INT(reserve6(&lu2, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_io(&lu2, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_io(&lu, true), SCSI_GOOD);
+	uint8_t msense[6] = { 0x1a, 0, 0x3f, 0, 255 }, inq[6] = { 0x12, 0, 0, 0, 96 };
+	nexus = &lu2;
+	run(&sc, msense, sizeof msense, NULL, 0);
+	CHECK_INT(sc.status, SCSI_RESERVATION_CONFLICT);
+	scsi_cmd_release(&sc);
+	run(&sc, inq, sizeof inq, NULL, 0);
+	CHECK_GOOD(&sc);
+	scsi_cmd_release(&sc);
+	nexus = &lu;
+	CHECK_INT(pr_out(&sc, &lu2, 6, 0, 0, K2, 0), SCSI_RESERVATION_CONFLICT); /* no PR under an SPC-2 reservation */
+	CHECK_INT(reserve6(&lu2, true), SCSI_GOOD);                 /* not the holder: no-op */
+	CHECK_INT(pr_io(&lu2, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(reserve6(&lu, true), SCSI_GOOD);
+	CHECK_INT(pr_io(&lu2, false), SCSI_GOOD);
+
+	UNIT_CTX("reserve6: released by a LUN reset and by the holder's nexus loss");
+	CHECK_INT(reserve6(&lu2, false), SCSI_GOOD);
+	scsi_lu_reset(&lu);                                          /* from another session */
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);
+	scsi_lu_fini(&lu);
+	CHECK_INT(reserve6(&lu2, false), SCSI_GOOD);
+	scsi_lu_init(&lu, &vd, "client/52:54:00:aa:bb:01", "iqn.2026-11.org.bootlink:client.525400aabb01");
+	scsi_lu_set_port(&lu, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:a,i,0x400000000001");
+	CHECK_INT(reserve6(&lu, false), SCSI_RESERVATION_CONFLICT); /* a new session does not reset it */
+	CHECK_INT(reserve6(&lu2, true), SCSI_GOOD);
+
+	UNIT_CTX("reserve6: not with persistent reservations");
+	CHECK_INT(pr_out(&sc, &lu2, 6, 0, 0, K2, 0), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_out(&sc, &lu2, 0, 0, K2, 0, 0), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, false), SCSI_GOOD);
+	CHECK_INT(reserve6(&lu, true), SCSI_GOOD);
+	scsi_lu_fini(&lu2);
+	UNIT_CTX(NULL);
+}
+
+static void test_persistent_reservations(void)
+{
+	struct scsi_cmd sc;
+	uint8_t b[4096];
+	setup(false);
+	scsi_lu_fini(&lu2);
+	scsi_lu_init(&lu2, &vd, "client/52:54:00:aa:bb:01", "iqn.2026-11.org.bootlink:client.525400aabb01");
+	scsi_lu_set_port(&lu, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:a,i,0x400000000001");
+	scsi_lu_set_port(&lu2, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:b,i,0x400000000002");
+	CHECK(lu.pr == lu2.pr); /* one state per logical unit, shared by its sessions */
+
+	UNIT_CTX("empty");
+	CHECK_INT(pr_in(&lu, 0, b, sizeof b), 8);
+	CHECK_INT(get_be32(b + 4), 0);
+	uint32_t gen = get_be32(b);
+	CHECK_INT(pr_in(&lu, 1, b, sizeof b), 8);
+	CHECK_INT(pr_in(&lu, 2, b, sizeof b), 8);
+	CHECK_INT(get_be16(b), 8);
+	CHECK_INT(b[3] & 0x80, 0x80);            /* TMV */
+	CHECK_INT(b[4], 0xea);                   /* WR_EX_AR EX_AC_RO WR_EX_RO EX_AC WR_EX */
+	CHECK_INT(b[5], 0x01);                   /* EX_AC_AR */
+	CHECK_INT(b[2] & 0x01, 0);               /* PTPL_C: not persistent across power loss */
+
+	UNIT_CTX("register");
+	CHECK_INT(pr_out(&sc, &lu, 0, 0, 0, K1, 0), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu, 0, 0, 0, K2, 0), SCSI_RESERVATION_CONFLICT); /* registered: rk must match */
+	CHECK_INT(pr_out(&sc, &lu2, 6, 0, 0xdead, K2, 0), SCSI_GOOD);           /* REGISTER AND IGNORE */
+	CHECK_INT(pr_in(&lu2, 0, b, sizeof b), 24);
+	CHECK_INT(get_be32(b), gen + 2);
+	CHECK_INT(get_be32(b + 4), 16);
+	CHECK(get_be64(b + 8) == K1 && get_be64(b + 16) == K2);
+	CHECK_INT(pr_in(&lu2, 0, b, 8), 8);      /* cut to the allocation length, ADDITIONAL LENGTH kept */
+	CHECK_INT(get_be32(b + 4), 16);
+	CHECK_INT(pr_out(&sc, &lu, 1, 1, K1, 0, 0x01), SCSI_CHECK_CONDITION);   /* APTPL */
+	CHECK_SENSE(&sc, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAM);
+	CHECK_INT(pr_out(&sc, &lu, 1, 2, K1, 0, 0), SCSI_CHECK_CONDITION);      /* type 2 */
+	CHECK_SENSE(&sc, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+
+	UNIT_CTX("write exclusive");
+	CHECK_INT(pr_out(&sc, &lu, 1, PR_WRITE_EXCLUSIVE, K2, 0, 0), SCSI_RESERVATION_CONFLICT); /* wrong key */
+	CHECK_INT(pr_out(&sc, &lu, 1, PR_WRITE_EXCLUSIVE, K1, 0, 0), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu, 1, PR_WRITE_EXCLUSIVE, K1, 0, 0), SCSI_GOOD);  /* again: no change */
+	CHECK_INT(pr_out(&sc, &lu2, 1, PR_WRITE_EXCLUSIVE, K2, 0, 0), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_in(&lu2, 1, b, sizeof b), 24);
+	CHECK_INT(get_be32(b + 4), 16);
+	CHECK(get_be64(b + 8) == K1);
+	CHECK_INT(b[21], PR_WRITE_EXCLUSIVE);
+	CHECK_INT(pr_io(&lu, true), SCSI_GOOD);
+	CHECK_INT(pr_io(&lu2, false), SCSI_GOOD);
+	CHECK_INT(pr_io(&lu2, true), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_out(&sc, &lu, 2, PR_EXCLUSIVE_ACCESS, K1, 0, 0), SCSI_CHECK_CONDITION); /* wrong type */
+	CHECK_SENSE(&sc, SK_ILLEGAL_REQUEST, ASC_INVALID_RELEASE_OF_PR);
+	CHECK_INT(pr_out(&sc, &lu2, 2, PR_WRITE_EXCLUSIVE, K2, 0, 0), SCSI_GOOD); /* not the holder: no-op */
+	CHECK_INT(pr_io(&lu2, true), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_out(&sc, &lu, 2, PR_WRITE_EXCLUSIVE, K1, 0, 0), SCSI_GOOD);
+	CHECK_INT(pr_io(&lu2, true), SCSI_GOOD);
+
+	UNIT_CTX("exclusive access");
+	CHECK_INT(pr_out(&sc, &lu, 1, PR_EXCLUSIVE_ACCESS, K1, 0, 0), SCSI_GOOD);
+	CHECK_INT(pr_io(&lu2, false), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_io(&lu, false), SCSI_GOOD);
+	uint8_t tur[6] = { 0 }, inq[6] = { 0x12, 0, 0, 0, 96 };
+	nexus = &lu2;
+	run(&sc, tur, sizeof tur, NULL, 0);  /* TEST UNIT READY and INQUIRY stay allowed */
+	CHECK_GOOD(&sc);
+	run(&sc, inq, sizeof inq, NULL, 0);
+	CHECK_GOOD(&sc);
+	scsi_cmd_release(&sc);
+	nexus = &lu;
+
+	UNIT_CTX("preempt");
+	CHECK_INT(pr_in(&lu, 0, b, sizeof b), 24);
+	gen = get_be32(b);
+	CHECK_INT(pr_out(&sc, &lu2, 4, PR_WRITE_EXCLUSIVE, K2, 0x99, 0), SCSI_RESERVATION_CONFLICT); /* no such key */
+	CHECK_INT(pr_out(&sc, &lu2, 4, PR_WRITE_EXCLUSIVE, K2, K1, 0), SCSI_GOOD);
+	CHECK_INT(pr_in(&lu, 0, b, sizeof b), 16);
+	CHECK_INT(get_be32(b), gen + 1);
+	CHECK(get_be64(b + 8) == K2);
+	CHECK_INT(pr_in(&lu, 1, b, sizeof b), 24);
+	CHECK(get_be64(b + 8) == K2);
+	CHECK_INT(b[21], PR_WRITE_EXCLUSIVE);
+	CHECK_INT(pr_io(&lu, true), SCSI_RESERVATION_CONFLICT);
+	CHECK_INT(pr_io(&lu, false), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu, 0, 0, K1, 0, 0), SCSI_RESERVATION_CONFLICT); /* lu's registration is gone */
+
+	UNIT_CTX("read full status");
+	uint32_t n = pr_in(&lu, 3, b, sizeof b);
+	CHECK_INT(n, 8 + 24 + 4 + 44);
+	CHECK_INT(get_be32(b + 4), n - 8);
+	CHECK(get_be64(b + 8) == K2);
+	CHECK_INT(b[8 + 12], 0x01);              /* R_HOLDER */
+	CHECK_INT(b[8 + 13], PR_WRITE_EXCLUSIVE);
+	CHECK_INT(get_be32(b + 8 + 20), 48);     /* TransportID length */
+	CHECK_INT(b[32], 0x45);                  /* format 01b, iSCSI */
+	CHECK_INT(get_be16(b + 34), 44);
+	CHECK_STR((const char *)b + 36, "iqn.1993-08.org.debian:b,i,0x400000000002");
+
+	UNIT_CTX("clear");
+	CHECK_INT(pr_out(&sc, &lu2, 3, 0, K1, 0, 0), SCSI_RESERVATION_CONFLICT); /* wrong key */
+	CHECK_INT(pr_out(&sc, &lu2, 3, 0, K2, 0, 0), SCSI_GOOD);
+	CHECK_INT(pr_in(&lu, 0, b, sizeof b), 8);
+	CHECK_INT(pr_in(&lu, 1, b, sizeof b), 8);
+	CHECK_INT(pr_io(&lu, true), SCSI_GOOD);
+
+	UNIT_CTX("all registrants");
+	CHECK_INT(pr_out(&sc, &lu, 6, 0, 0, K1, 0), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu2, 6, 0, 0, K2, 0), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu, 1, PR_EXCLUSIVE_ACCESS_AR, K1, 0, 0), SCSI_GOOD);
+	CHECK_INT(pr_in(&lu, 1, b, sizeof b), 24);
+	CHECK(get_be64(b + 8) == 0);             /* every registrant holds it: key 0 */
+	CHECK_INT(b[21], PR_EXCLUSIVE_ACCESS_AR);
+	CHECK_INT(pr_io(&lu2, true), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu, 0, 0, K1, 0, 0), SCSI_GOOD);                /* unregister the reserver */
+	CHECK_INT(pr_in(&lu, 1, b, sizeof b), 24);                             /* still reserved */
+	CHECK_INT(pr_io(&lu, false), SCSI_RESERVATION_CONFLICT);               /* lu is no registrant now */
+	CHECK_INT(pr_out(&sc, &lu2, 0, 0, K2, 0, 0), SCSI_GOOD);               /* the last registrant */
+	CHECK_INT(pr_in(&lu, 1, b, sizeof b), 8);                              /* released */
+
+	UNIT_CTX("registrants only: the holder leaving releases");
+	CHECK_INT(pr_out(&sc, &lu, 6, 0, 0, K1, 0), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu2, 6, 0, 0, K2, 0), SCSI_GOOD);
+	CHECK_INT(pr_out(&sc, &lu, 1, PR_WRITE_EXCLUSIVE_RO, K1, 0, 0), SCSI_GOOD);
+	CHECK_INT(pr_io(&lu2, true), SCSI_GOOD);  /* a registrant */
+	CHECK_INT(pr_out(&sc, &lu, 0, 0, K1, 0, 0), SCSI_GOOD);
+	CHECK_INT(pr_in(&lu, 1, b, sizeof b), 8);
+
+	UNIT_CTX("state outlives the sessions");
+	scsi_lu_fini(&lu);
+	scsi_lu_fini(&lu2);
+	scsi_lu_init(&lu, &vd, "client/52:54:00:aa:bb:01", "iqn.2026-11.org.bootlink:client.525400aabb01");
+	scsi_lu_set_port(&lu, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:a,i,0x400000000001");
+	CHECK_INT(pr_in(&lu, 0, b, sizeof b), 16);
+	CHECK(get_be64(b + 8) == K2);
+	scsi_lu_init(&lu2, &vd, "image/other", "iqn.x");  /* another LU: its own state */
+	scsi_lu_set_port(&lu2, SCSI_PROTO_ISCSI, "iqn.1993-08.org.debian:a,i,0x400000000001");
+	CHECK(lu.pr != lu2.pr);
+	CHECK_INT(pr_in(&lu2, 0, b, sizeof b), 8);
+	scsi_lu_fini(&lu2);
+	UNIT_CTX(NULL);
+}
+
 int main(void)
 {
 	(void)vd_zeros_unused;
@@ -669,5 +929,8 @@ int main(void)
 	test_misc();
 	test_unmap_write_same();
 	test_errno_to_sense();
+	test_reserve6();
+	test_persistent_reservations();
+	scsi_lu_fini(&lu);
 	return unit_done();
 }
