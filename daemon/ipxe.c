@@ -91,3 +91,19 @@ int ipxe_boot_script(const char *server, unsigned http_port, char *out, size_t l
 	put(out, len, &pos, "shell\n:done\n");
 	return pos < len ? (int)pos : -1;
 }
+
+int ipxe_put(char *out, size_t len, size_t *pos, const char *fmt, ...)
+{
+	if (*pos >= len)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out + *pos, len - *pos, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len - *pos) {
+		*pos = len;
+		return -1;
+	}
+	*pos += (size_t)n;
+	return 0;
+}
