@@ -62,6 +62,12 @@ int ipxe_menu_script(const struct ipxe_ctx *c, const struct ipxe_menu *m, char *
  * then the script again after retry_s seconds. */
 int ipxe_autoadd_script(const struct ipxe_ctx *c, unsigned retry_s, char *out, size_t len);
 
+/* Echo text (escaped already) as lines of at most IPXE_ECHO_WIDTH
+ * characters, broken between words: an 80-column console (BIOS text mode,
+ * its copy on a serial line) would otherwise cut words in two. */
+#define IPXE_ECHO_WIDTH 76
+int ipxe_echo_wrapped(char *out, size_t len, size_t *pos, const char *indent, const char *text);
+
 /* Append printf-style text to out at *pos; -1 (and *pos = len) once it no
  * longer fits. For the script templates. */
 int ipxe_put(char *out, size_t len, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -41,10 +41,11 @@ int ipxe_linux_script(const struct ipxe_ctx *c, const struct ipxe_linux *l, char
 	if (l->initrd)
 		ipxe_put(out, len, &pos, "initrd %s/initrd || goto failed\n", base);
 	ipxe_put(out, len, &pos, "boot || goto failed\n");
+	char msg[512];
+	snprintf(msg, sizeof msg, "bootlink: image %s: its kernel or initrd could not be loaded or booted from %s/ "
+		 "- the log of bootlinkd on the server says why.", c->image, base);
 	ipxe_put(out, len, &pos, ":failed\necho\n");
-	ipxe_put(out, len, &pos, "echo bootlink: image %s: its kernel or initrd could not be loaded or booted from %s/\n",
-		 c->image, base);
-	ipxe_put(out, len, &pos, "echo The log of bootlinkd on the server says why.\n");
+	ipxe_echo_wrapped(out, len, &pos, "", msg);
 	retry_tail(c, out, len, &pos);
 	return pos < len ? (int)pos : -1;
 }
@@ -87,8 +88,8 @@ int ipxe_autoadd_script(const struct ipxe_ctx *c, unsigned retry_s, char *out, s
 {
 	size_t pos = 0;
 	ipxe_put(out, len, &pos, "#!ipxe\n");
-	ipxe_put(out, len, &pos, "echo bootlink: this PC (MAC %s) is new: registering it (clients/autoadd = 1) ...\n",
-		 c->mac);
+	ipxe_put(out, len, &pos, "echo bootlink: this PC (MAC %s) is new: registering it ...\n", c->mac);
+	ipxe_put(out, len, &pos, "echo (clients/autoadd = 1 on the server)\n");
 	ipxe_put(out, len, &pos, "sleep %u\n", retry_s);
 	ipxe_put(out, len, &pos, "chain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp} || goto failed\n", c->server,
 		 c->http_port);

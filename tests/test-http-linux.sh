@@ -34,13 +34,17 @@ ctl client add $M2 --image win --name LAB2 >/dev/null
 start_daemon runtime/interval_ms=100
 U="http://$HTTP_ADDR"
 H="127.0.0.1:$HTTP_PORT"
+# echo_text SCRIPT: the text of its echo lines joined (screens are wrapped to fit 80 columns).
+echo_text() { sed -n 's/^echo *//p' <<<"$1" | tr '\n' ' ' | tr -s ' '; }
+# fetch_text MAC: the echo text of the PC's script.
+fetch_text() { echo_text "$(timeout 10 curl -s "$U/ipxe?mac=$1")"; }
 
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52-54-00-bb-00-01")
 grep -qx "kernel http://$H/boot/lin/vmlinuz bootlink.nbd=127.0.0.1:$NBD_PORT/client/$M1 console=ttyS0 quiet bootlink.conns=2 || goto failed" <<<"$s" ||
 	fail "no kernel line with the NBD root and both command lines: $s"
 grep -qx "initrd http://$H/boot/lin/initrd || goto failed" <<<"$s" && grep -qx "boot || goto failed" <<<"$s" ||
 	fail "no initrd/boot lines: $s"
-grep -q "^echo bootlink: image lin: its kernel or initrd could not be loaded" <<<"$s" && grep -q '^chain --replace' <<<"$s" ||
+grep -q "bootlink: image lin: its kernel or initrd could not be loaded" <<<"$(echo_text "$s")" && grep -q '^chain --replace' <<<"$s" ||
 	fail "no failure branch naming the image: $s"
 ! grep -q sanboot <<<"$s" || fail "a Linux image's script has sanboot: $s"
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52-54-00-bb-00-02")
@@ -78,10 +82,11 @@ ok "boot files: 404 for sanboot images, unknown images, other names, path-like n
 # A missing kernel: the database is reread (an edit), the script is an error screen.
 mv "$T/vmlinuz" "$T/vmlinuz.away"
 ctl client set $M1 --cmdline "" >/dev/null
-wait_for 10 sh -c "curl -s '$U/ipxe?mac=$M1' | grep -q 'its kernel $T/vmlinuz cannot be read'" ||
+is_missing() { [[ $(fetch_text $M1) == *"its kernel $T/vmlinuz cannot be read"* ]]; }
+wait_for 10 is_missing ||
 	fail "a missing kernel: no screen naming it: $(curl -s "$U/ipxe?mac=$M1")"
 s=$(timeout 10 curl -sf "$U/ipxe?mac=$M1")
-grep -q "image lin: its kernel" <<<"$s" && grep -q '^sleep 10' <<<"$s" && grep -q '^chain --replace' <<<"$s" &&
+grep -q "image lin: its kernel" <<<"$(echo_text "$s")" && grep -q '^sleep 10' <<<"$s" && grep -q '^chain --replace' <<<"$s" &&
 	! grep -q '^kernel' <<<"$s" || fail "a missing kernel: not an error screen that retries: $s"
 grep -q "image lin: its kernel $T/vmlinuz cannot be read" "$T/daemon.log" || fail "no log line for the missing kernel"
 mv "$T/vmlinuz.away" "$T/vmlinuz"
@@ -107,14 +112,14 @@ grep -q "^kernel http://$H/boot/lin/vmlinuz" <<<"$s" || fail "image=lin: no kern
 sz=$(timeout 10 nbdinfo --size "$(nbd_uri "client/$M1")")
 [[ $sz == $((1024 * 1024)) ]] || fail "after choosing lin again the PC's disk has size $sz"
 s=$(timeout 10 curl -sf "$U/ipxe?mac=$M2&image=lin")
-grep -q "Image lin is not offered to this PC (LAB2, MAC $M2)" <<<"$s" && grep -q '^chain --replace' <<<"$s" &&
+grep -q "Image lin is not offered to this PC (LAB2, MAC $M2)" <<<"$(echo_text "$s")" && grep -q '^chain --replace' <<<"$s" &&
 	! grep -q '^kernel\|^sanboot' <<<"$s" || fail "an image not offered: no error screen: $s"
 ok "menus: items (escaped), default, timeout; the choice boots that image and the PC's disk follows it; others refused"
 
 # clients/autoadd.
 M3=52:54:00:bb:00:03
 s=$(timeout 10 curl -sf "$U/ipxe?mac=$M3")
-grep -q "This PC (MAC $M3) is not linked to an image" <<<"$s" || fail "autoadd 0: no 'not linked' screen: $s"
+grep -q "This PC (MAC $M3) is not linked to an image" <<<"$(echo_text "$s")" || fail "autoadd 0: no 'not linked' screen: $s"
 conf_set clients/default_image lin
 conf_set clients/autoadd 1
 wait_for 10 grep -q "config: clients/autoadd changed: 0 -> 1" "$T/daemon.log" || fail "clients/autoadd is not live"
