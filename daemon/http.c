@@ -134,8 +134,8 @@ static void menu_script(struct conn *c, struct ipxe_ctx *x, const struct export 
 		respond_error(c, 500, head);
 		return;
 	}
-	conn_log(BL_INFO, c, "http: boot script for %s: a menu of %d images (default %s, %d s)", x->mac, m.n,
-		 m.image[0], e->menu_timeout);
+	conn_log(BL_INFO, c, "http: boot script for %s (%s): a menu of %d images (default %s, %d s)", x->mac,
+		 x->client_name, m.n, m.image[0], e->menu_timeout);
 	respond(c, 200, "text/plain", script, (size_t)n, head);
 }
 
