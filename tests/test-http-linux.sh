@@ -31,6 +31,11 @@ M2=52:54:00:bb:00:02
 ctl client add $M1 --image lin --name LAB1 >/dev/null
 ctl client set $M1 --cmdline "bootlink.conns=2" >/dev/null
 ctl client add $M2 --image win --name LAB2 >/dev/null
+M5=52:54:00:bb:00:05
+mkimage "$T/gone.img" 1M
+ctl image add gone "$T/gone.img" >/dev/null
+rm "$T/gone.img"
+ctl client add $M5 --image gone --name GONE >/dev/null
 start_daemon runtime/interval_ms=100
 U="http://$HTTP_ADDR"
 H="127.0.0.1:$HTTP_PORT"
@@ -93,6 +98,17 @@ mv "$T/vmlinuz.away" "$T/vmlinuz"
 ctl client set $M1 --cmdline "bootlink.conns=2" >/dev/null
 wait_for 10 sh -c "curl -s '$U/ipxe?mac=$M1' | grep -q '^kernel '" || fail "the kernel is back but the script is not"
 ok "a missing kernel: an error screen naming the image and file that retries, a log line; back once the file is"
+
+# An image whose file is gone (before the daemon started): the screen names the image (and
+# retries), the log says why.
+gone_screen() { [[ $(fetch_text $M5) == *"image ?gone?: cannot open $T/gone.img: No such file"* ]]; }
+wait_for 10 gone_screen || fail "an image without its file: no screen naming it: $(fetch_text $M5)"
+s=$(timeout 10 curl -sf "$U/ipxe?mac=$M5")
+grep -q '^sleep 10' <<<"$s" && grep -q '^chain --replace' <<<"$s" && ! grep -q '^kernel\|^sanboot' <<<"$s" ||
+	fail "an image without its file: not an error screen that retries: $s"
+grep -q "image 'gone'" "$T/daemon.log" || fail "no log line for the image without its file"
+echo "screen: $(fetch_text $M5 | grep -o "client GONE.*repair gone)")"
+ok "an image whose file is gone: an error screen naming it that retries, and a log line"
 
 # Menus.
 ctl client set $M1 --menu win,lin --menu-timeout 7 >/dev/null
