@@ -17,18 +17,18 @@ start_daemon overlay/dirs=overlays runtime/interval_ms=200 cache/size_mb=64
 ipxe_tftp
 
 t0=$SECONDS
-pxe u1 "$U"
-screen u1 "This PC \(MAC $U\) is not linked to an image"
-[[ $(console_text u1) == *"Link it with: bootlinkctl client add $U --image NAME"* ]] ||
-	fail "u1: the screen does not say how to link the PC: $(console_text u1)"
+ipxe_pxe u1 "$U"
+ipxe_screen u1 "This PC \(MAC $U\) is not linked to an image"
+[[ $(ipxe_console_text u1) == *"Link it with: bootlinkctl client add $U --image NAME"* ]] ||
+	fail "u1: the screen does not say how to link the PC: $(ipxe_console_text u1)"
 ok "unknown PC, autoadd off: the screen saying how to link it arrives on the serial console"
 
 conf_set clients/default_image demo
 conf_set clients/autoadd 1
 wait_for 10 grep -q "config: clients/autoadd changed: 0 -> 1" "$T/daemon.log" || fail "clients/autoadd is not live"
-pxe u2 "$U"
-booted u2 0
-[[ $(console_text u2) == *"this PC (MAC $U) is new: registering it"* ]] || fail "u2: no 'registering' line on the console"
+ipxe_pxe u2 "$U"
+ipxe_booted u2 0
+[[ $(ipxe_console_text u2) == *"this PC (MAC $U) is new: registering it"* ]] || fail "u2: no 'registering' line on the console"
 ctl client list | grep -q "PC001 *$U *demo" || fail "u2: not registered as PC001 with image demo: $(ctl client list)"
 ctl events "$U" | grep -q "autoadd: registered as PC001, image demo" || fail "u2: no autoadd event: $(ctl events "$U")"
 grep -q "autoadd: new PC $U registered as PC001, image demo" "$T/daemon.log" || fail "u2: no log line"

@@ -32,20 +32,20 @@ start_daemon overlay/dirs=overlays runtime/interval_ms=200 cache/size_mb=64
 ipxe_tftp
 
 t0=$SECONDS
-pxe e1 "$E"
-pxe p1 "$P"
-booted e1 0
-booted p1 0
+ipxe_pxe e1 "$E"
+ipxe_pxe p1 "$P"
+ipxe_booted e1 0
+ipxe_booted p1 0
 grep -q "http: boot script for $E (PC001): a menu of 2 images" "$T/daemon.log" || fail "e1: no menu was served"
 grep -q "http: boot script for $E (PC001): linux, image demo" "$T/daemon.log" || fail "e1: the menu's default (demo) was not fetched"
 grep -q "http: image demo: initrd sent" "$T/daemon.log" || fail "no initrd sent over HTTP"
 grep -a -q "bootlink: /dev/nbd0: .*, 2 connection(s)" "$(qemu_log p1)" || fail "p1: its own option bootlink.conns=2 did not reach the initramfs"
 ok "first boots through iPXE: the menu timed out to the default; kernel + initrd over HTTP, NBD root (P with its own 2 connections); both saved a file"
 
-pxe e2 "$E"
-pxe p2 "$P"
-booted e2 0
-booted p2 1
+ipxe_pxe e2 "$E"
+ipxe_pxe p2 "$P"
+ipxe_booted e2 0
+ipxe_booted p2 1
 ok "second boots: the ephemeral PC's file is gone (0), the persistent PC's is there (1)"
 echo "4 boots through iPXE in $((SECONDS - t0)) s"
 assert_daemon_alive

@@ -8,11 +8,11 @@
 #                             image "demo" that boots Linux (kernel + bootlink initramfs over HTTP)
 #   ipxe_tftp                 the TFTP dir ($T/tftp) with first.ipxe, which chains to bootlinkd's
 #                             /boot.ipxe at 10.0.2.2:$HTTP_PORT (as a site's TFTP server would)
-#   pxe NAME MAC              start a PC booting from its NIC (-boot n); console: qemu_log NAME
-#   booted NAME WANT          NAME reached the demo root within IPXE_BOOT_S (120) seconds through
+#   ipxe_pxe NAME MAC         start a PC booting from its NIC (-boot n); console: qemu_log NAME
+#   ipxe_booted NAME WANT     NAME reached the demo root within IPXE_BOOT_S (120) seconds through
 #                             iPXE and reported WANT previous boots (else fail, with its console)
-#   screen NAME REGEX         REGEX appears on NAME's console within IPXE_BOOT_S (then it is stopped)
-#   console_text NAME         NAME's console as one line (timestamps gone, lines joined by spaces):
+#   ipxe_screen NAME REGEX    REGEX appears on NAME's console within IPXE_BOOT_S (then it is stopped)
+#   ipxe_console_text NAME    NAME's console as one line (timestamps gone, lines joined by spaces):
 #                             iPXE screens are wrapped to 80 columns
 
 IPXE_BOOT_S=${IPXE_BOOT_S:-120}
@@ -43,16 +43,16 @@ ipxe_tftp() {
 	printf '\xf8\x03' >"$T/sercon"
 }
 
-pxe() {
+ipxe_pxe() {
 	qemu_start "$1" -boot n -fw_cfg "name=etc/sercon-port,file=$T/sercon" \
 		-nic "user,model=e1000,mac=$2,tftp=$T/tftp,bootfile=first.ipxe"
 }
 
-console_text() {
+ipxe_console_text() {
 	sed 's/^ *[0-9.]* //' "$(qemu_log "$1")" | tr '\n' ' ' | tr -s ' '
 }
 
-booted() {
+ipxe_booted() {
 	local name=$1 want=$2 rc=0 log got
 	log=$(qemu_log "$name")
 	qemu_watch "$name" "$IPXE_BOOT_S" "$IPXE_OK_RE" "$IPXE_BAD_RE|this PC cannot boot yet" || rc=$?
@@ -71,7 +71,7 @@ booted() {
 	grep -a -q 'E2E: first script from TFTP' "$log" || fail "$name: the console does not show the TFTP script (not an iPXE boot?)"
 }
 
-screen() {
+ipxe_screen() {
 	local rc=0
 	qemu_watch "$1" "$IPXE_BOOT_S" "$2" "$IPXE_BAD_RE|BOOTLINK-DEMO" || rc=$?
 	((rc == 0)) || {
