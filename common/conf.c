@@ -114,6 +114,12 @@ static const struct conf_key schema[] = {
 	  .help = "secret the target proves for mutual CHAP" },
 	{ .name = "listen/http", .type = CONF_ADDR, .def = "0.0.0.0:80", FIELD(listen_http),
 	  .help = "address of the HTTP endpoint that hands iPXE its per-client scripts", .note = "off = disabled" },
+	/* Unknown PCs asking for their iPXE script */
+	{ .name = "clients/autoadd", .type = CONF_UINT, .def = "0", .min = 0, .max = 1, .live = true,
+	  FIELD(clients_autoadd), .help = "register a PC the database does not know when it asks for its iPXE script",
+	  .note = "1 = named PC001, PC002 ... and linked to clients/default_image; 0 = a screen saying how to add it" },
+	{ .name = "clients/default_image", .type = CONF_STR, .def = "", .live = true, FIELD(clients_default_image),
+	  .help = "image PCs registered by clients/autoadd are linked to", .note = "empty = none (link them later)" },
 };
 
 /* The schema table (conf.h). */

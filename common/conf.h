@@ -54,6 +54,9 @@ struct bl_conf {
 	char iscsi_chap_secret[256];     /* iscsi/chap_secret */
 	char iscsi_chap_mutual_user[256];   /* iscsi/chap_mutual_user: our name for mutual CHAP, "" = none */
 	char iscsi_chap_mutual_secret[256]; /* iscsi/chap_mutual_secret */
+	/* Unknown PCs asking for their iPXE script (daemon/autoadd.c) */
+	unsigned clients_autoadd;        /* clients/autoadd: 1 = register unknown MACs (PC001...) (live) */
+	char clients_default_image[64];  /* clients/default_image: image new PCs are linked to (live) */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };

@@ -79,12 +79,27 @@ static const char *const migrations[] = {
 	"  UNIQUE (image_id, number));"
 	"ALTER TABLE images ADD COLUMN current_version INTEGER NOT NULL DEFAULT 1;"
 	"ALTER TABLE clients ADD COLUMN overlay_epoch INTEGER NOT NULL DEFAULT 0;",
+	/* 3: how an image boots (sanboot, or a Linux kernel + initrd served over
+	 * HTTP), each client's boot menu, menu timeout and extra kernel options */
+	"ALTER TABLE images ADD COLUMN boot INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE images ADD COLUMN kernel TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE images ADD COLUMN initrd TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE images ADD COLUMN cmdline TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE clients ADD COLUMN menu_timeout INTEGER NOT NULL DEFAULT 10;"
+	"ALTER TABLE clients ADD COLUMN cmdline TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE client_menu ("
+	"  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
+	"  image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+	"  pos INTEGER NOT NULL,"
+	"  PRIMARY KEY (client_id, image_id));",
 };
 
-#define IMAGE_COLS "id, name, path, size, fs_uuid, inode, head_sum, full_sum, description, created, current_version"
+#define IMAGE_COLS "id, name, path, size, fs_uuid, inode, head_sum, full_sum, description, created, current_version," \
+	" boot, kernel, initrd, cmdline"
 #define CLIENT_SELECT \
 	"SELECT c.id, c.mac, c.name, coalesce(c.image_id, 0), coalesce(i.name, ''), c.mode," \
-	" c.created, c.last_seen, c.overlay_epoch FROM clients c LEFT JOIN images i ON i.id = c.image_id "
+	" c.created, c.last_seen, c.overlay_epoch, c.menu_timeout, c.cmdline" \
+	" FROM clients c LEFT JOIN images i ON i.id = c.image_id "
 
 /* Map an sqlite result code to -errno; log the -EIO case with its text.
  * fk is what a foreign-key violation means to the caller. */
@@ -380,6 +395,10 @@ static void row_image(sqlite3_stmt *st, struct db_image *img)
 	col_text(st, 8, img->description, sizeof img->description);
 	img->created = sqlite3_column_int64(st, 9);
 	img->current_version = sqlite3_column_int(st, 10);
+	img->boot = sqlite3_column_int(st, 11);
+	col_text(st, 12, img->kernel, sizeof img->kernel);
+	col_text(st, 13, img->initrd, sizeof img->initrd);
+	col_text(st, 14, img->cmdline, sizeof img->cmdline);
 }
 
 /* Bind the mutable image fields to parameters 1..8. */
@@ -546,6 +565,8 @@ static void row_client(sqlite3_stmt *st, struct db_client *c)
 	c->created = sqlite3_column_int64(st, 6);
 	c->last_seen = sqlite3_column_int64(st, 7);
 	c->overlay_epoch = sqlite3_column_int64(st, 8);
+	c->menu_timeout = sqlite3_column_int(st, 9);
+	col_text(st, 10, c->cmdline, sizeof c->cmdline);
 }
 
 /* Bind an image id, 0 as NULL (no image). */
@@ -576,6 +597,7 @@ int db_client_add(struct db *db, struct db_client *c)
 	if (ret == 0) {
 		c->id = sqlite3_last_insert_rowid(db->h);
 		c->created = now;
+		c->menu_timeout = DB_MENU_TIMEOUT_DEFAULT; /* the column's default (db_client_set_boot changes it) */
 	}
 	return ret;
 }
@@ -899,4 +921,102 @@ int db_version_chain(struct db *db, const struct db_image *img, int number, stru
 	out->ndeltas = n;
 	out->number = number;
 	return 0;
+}
+
+/* ---- boot: Linux boot files, menus (schema version 3) ---- */
+
+static const char *const boot_names[] = { "sanboot", "linux" };
+
+/* "sanboot", "linux" (db.h). */
+const char *db_boot_name(int boot)
+{
+	return boot >= 0 && boot < (int)ARRAY_SIZE(boot_names) ? boot_names[boot] : "?";
+}
+
+/* enum db_boot from its name, -1 if unknown. */
+int db_boot_parse(const char *s)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(boot_names); i++)
+		if (strcmp(s, boot_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Store img's boot, kernel, initrd and cmdline (by id). */
+int db_image_set_boot(struct db *db, const struct db_image *img)
+{
+	sqlite3_stmt *st;
+	int changes = 0;
+	if (img->boot < 0 || img->boot > DB_BOOT_LINUX)
+		return -EINVAL;
+	int ret = prep(db, "UPDATE images SET boot = ?1, kernel = ?2, initrd = ?3, cmdline = ?4 WHERE id = ?5", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int(st, 1, img->boot);
+	bind_text(st, 2, img->kernel);
+	bind_text(st, 3, img->initrd);
+	bind_text(st, 4, img->cmdline);
+	sqlite3_bind_int64(st, 5, img->id);
+	ret = exec_stmt(db, st, -EIO, "set image boot", &changes);
+	return ret < 0 ? ret : changes ? 0 : -ENOENT;
+}
+
+/* Store c's menu_timeout and cmdline (by id). */
+int db_client_set_boot(struct db *db, const struct db_client *c)
+{
+	sqlite3_stmt *st;
+	int changes = 0;
+	int ret = prep(db, "UPDATE clients SET menu_timeout = ?1, cmdline = ?2 WHERE id = ?3", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int(st, 1, c->menu_timeout);
+	bind_text(st, 2, c->cmdline);
+	sqlite3_bind_int64(st, 3, c->id);
+	ret = exec_stmt(db, st, -EIO, "set client boot", &changes);
+	return ret < 0 ? ret : changes ? 0 : -ENOENT;
+}
+
+/* The images client_id may choose from at boot, in menu order. */
+int db_client_menu_get(struct db *db, int64_t client_id, struct db_menu *out)
+{
+	sqlite3_stmt *st;
+	memset(out, 0, sizeof *out);
+	int ret = prep(db, "SELECT m.image_id, i.name FROM client_menu m JOIN images i ON i.id = m.image_id"
+		       " WHERE m.client_id = ?1 ORDER BY m.pos", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, client_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < DB_MENU_MAX) {
+		out->image_id[out->n] = sqlite3_column_int64(st, 0);
+		col_text(st, 1, out->name[out->n], sizeof out->name[0]);
+		out->n++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = db_errno(db, rc, -EIO, "get client menu");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Replace client_id's menu with image_id[0..n) (n = 0: no menu). */
+int db_client_menu_set(struct db *db, int64_t client_id, const int64_t *image_id, int n)
+{
+	sqlite3_stmt *st;
+	if (n < 0 || n > DB_MENU_MAX)
+		return -E2BIG;
+	int ret = prep(db, "DELETE FROM client_menu WHERE client_id = ?1", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, client_id);
+	if ((ret = exec_stmt(db, st, -EIO, "clear client menu", NULL)) < 0)
+		return ret;
+	for (int i = 0; i < n && ret == 0; i++) {
+		if ((ret = prep(db, "INSERT INTO client_menu (client_id, image_id, pos) VALUES (?1, ?2, ?3)", &st)) < 0)
+			break;
+		sqlite3_bind_int64(st, 1, client_id);
+		sqlite3_bind_int64(st, 2, image_id[i]);
+		sqlite3_bind_int(st, 3, i);
+		ret = exec_stmt(db, st, -ENOENT, "set client menu", NULL);
+	}
+	return ret;
 }

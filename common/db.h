@@ -41,7 +41,15 @@ struct db_image {
 	char description[DB_TEXT_MAX];
 	int64_t created;                  /* unix time */
 	int current_version;              /* what clients get at their next boot (1 = the file as added) */
+	int boot;                         /* enum db_boot: how its clients boot */
+	char kernel[DB_PATH_MAX];         /* DB_BOOT_LINUX: absolute path of the kernel, served over HTTP */
+	char initrd[DB_PATH_MAX];         /* DB_BOOT_LINUX: absolute path of the initrd, "" = none */
+	char cmdline[DB_TEXT_MAX];        /* DB_BOOT_LINUX: extra kernel command line (cmdline_valid()) */
 };
+
+/* How an image's clients boot: iPXE sanboot of their iSCSI disk, or a Linux
+ * kernel + initrd fetched over HTTP with the root on NBD. */
+enum db_boot { DB_BOOT_SANBOOT = 0, DB_BOOT_LINUX = 1 };
 
 enum db_overlay_mode { DB_MODE_EPHEMERAL = 0, DB_MODE_PERSISTENT = 1, DB_MODE_MAINTENANCE = 2 };
 
@@ -55,6 +63,17 @@ struct db_client {
 	int64_t created, last_seen;       /* unix time, last_seen 0 = never */
 	int64_t overlay_epoch;            /* bumped by overlay reset / commit: the daemon discards
 	                                     the overlay at the client's next boot when it changes */
+	int menu_timeout;                 /* seconds the boot menu waits before the default (0 = forever) */
+	char cmdline[DB_TEXT_MAX];        /* extra kernel command line for Linux images (cmdline_valid()) */
+};
+
+/* The images a client may choose from at boot (besides its linked one). */
+#define DB_MENU_MAX 8
+#define DB_MENU_TIMEOUT_DEFAULT 10
+struct db_menu {
+	int n;
+	int64_t image_id[DB_MENU_MAX];
+	char name[DB_MENU_MAX][DB_NAME_MAX];
 };
 
 /* An image version after the first. Version 1 of every image is its file
@@ -102,7 +121,7 @@ int db_image_count_clients(struct db *db, int64_t id);
 /* Calls cb for each image ordered by name; stops early if cb returns non-zero (returned). */
 int db_image_list(struct db *db, int (*cb)(const struct db_image *, void *), void *arg);
 
-int db_client_add(struct db *db, struct db_client *c);          /* sets id, created */
+int db_client_add(struct db *db, struct db_client *c);          /* sets id, created, menu_timeout */
 int db_client_get(struct db *db, const char *mac, struct db_client *out);
 int db_client_update(struct db *db, const struct db_client *c); /* by id: name, image_id, mode, last_seen */
 int db_client_rm(struct db *db, const char *mac);
@@ -138,6 +157,18 @@ int db_image_set_current(struct db *db, int64_t image_id, int number);
 int db_version_chain(struct db *db, const struct db_image *img, int number, struct db_chain *out);
 /* Ask the daemon to discard the client's overlay at its next boot. */
 int db_client_bump_epoch(struct db *db, const char *mac);
+
+/* Boot settings (schema version 3). set_boot: boot, kernel, initrd, cmdline
+ * of the image with img->id (-EINVAL for a boot outside enum db_boot). */
+int db_image_set_boot(struct db *db, const struct db_image *img);
+/* menu_timeout and cmdline of the client with c->id. */
+int db_client_set_boot(struct db *db, const struct db_client *c);
+/* A client's menu, in order; an image removed is dropped from every menu. */
+int db_client_menu_get(struct db *db, int64_t client_id, struct db_menu *out);
+/* Replace a client's menu (-ENOENT if an image id does not exist, -E2BIG past DB_MENU_MAX). */
+int db_client_menu_set(struct db *db, int64_t client_id, const int64_t *image_id, int n);
+const char *db_boot_name(int boot);     /* "sanboot", "linux" */
+int db_boot_parse(const char *s);       /* -1 if unknown */
 
 const char *db_mode_name(int mode);     /* "ephemeral" ... */
 int db_mode_parse(const char *s);       /* -1 if unknown */

@@ -150,6 +150,17 @@ bool name_valid(const char *s)
 	return true;
 }
 
+bool cmdline_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(" ._,:/=+@%-", s[i]))
+			return false;
+	return true;
+}
+
 void str_rstrip(char *s)
 {
 	size_t n = strlen(s);

@@ -52,6 +52,11 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool name_valid(const char *s);
 
+/* Extra kernel command-line words stored in the database and put into iPXE
+ * `kernel` lines: at most 255 bytes of [A-Za-z0-9 ._,:/=+@%-] (nothing
+ * iPXE expands or parses: no '$', '|', '&', '#', quotes, newlines). */
+bool cmdline_valid(const char *s);
+
 /* Strip trailing whitespace/newlines in place. */
 void str_rstrip(char *s);
 

@@ -33,6 +33,22 @@ static void client_json(const char *key, const struct db_client *cl)
 	out_end();
 }
 
+/* A client as a JSON object under key, with its boot settings (database open). */
+static void client_json_c(struct ctl *c, const char *key, const struct db_client *cl)
+{
+	out_obj(key);
+	out_int("id", cl->id);
+	out_str("mac", cl->mac);
+	out_str("name", cl->name);
+	out_int("image_id", cl->image_id);
+	out_str("image", cl->image_name);
+	out_str("mode", db_mode_name(cl->mode));
+	out_int("created", cl->created);
+	out_int("last_seen", cl->last_seen);
+	client_boot_json(c, cl);
+	out_end();
+}
+
 /* Copy a string that fits (checked by the caller) or truncate. */
 static void set_str(char *dst, size_t len, const char *src)
 {
@@ -203,20 +219,25 @@ static int client_change(struct db_client *cl, const char *mode, const char *nam
 	return CTL_OK;
 }
 
-/* client set MAC [--mode M] [--name N] */
+/* client set MAC [--mode M] [--name N] [--menu IMG,..] [--menu-timeout S] [--cmdline TEXT] */
 int cmd_client_set(struct ctl *c, int argc, char **argv)
 {
-	const char *pos[ARGS_MAX_POS], *name = NULL, *mode = NULL;
+	const char *pos[ARGS_MAX_POS], *name = NULL, *mode = NULL, *menu = NULL, *timeout = NULL, *cmdline = NULL;
 	const struct args_opt opts[] = { { .name = "name", .value = &name },
-					 { .name = "mode", .value = &mode }, { 0 } };
+					 { .name = "mode", .value = &mode },
+					 { .name = "menu", .value = &menu },
+					 { .name = "menu-timeout", .value = &timeout },
+					 { .name = "cmdline", .value = &cmdline }, { 0 } };
 	struct db_client cl;
-	char what[256];
+	struct db_menu m;
+	char what[512];
 	int ret = args_parse(c, argc, argv, opts, pos);
 	if (ret)
 		return ret;
-	if (!mode && !name)
-		return args_usage(c, "nothing to change: give --mode MODE and/or --name NAME");
-	if ((ret = open_client(c, pos[0], &cl)) || (ret = client_change(&cl, mode, name, what, sizeof what)))
+	if (!mode && !name && !menu && !timeout && !cmdline)
+		return args_usage(c, "nothing to change: give --mode, --name, --menu, --menu-timeout and/or --cmdline");
+	if ((ret = open_client(c, pos[0], &cl)) || (ret = client_change(&cl, mode, name, what, sizeof what)) ||
+	    (ret = client_boot_prepare(c, &cl, menu, timeout, cmdline, &m, what, sizeof what)))
 		return ret;
 	if (what[0]) {
 		if ((ret = store_begin(c)))
@@ -226,12 +247,14 @@ int cmd_client_set(struct ctl *c, int argc, char **argv)
 			return store_abort(c, name_taken(c, cl.name));
 		if (ret < 0)
 			return store_abort(c, store_fail(ret, "updating client %s", cl.mac));
+		if ((ret = client_boot_store(c, &cl, &m)))
+			return store_abort(c, ret);
 		if ((ret = store_commit(c, cl.mac, "client", "client set: %s", what)))
 			return ret;
 		out_text("client %s (%s): %s\n", cl.name, cl.mac, what);
 	} else
 		out_text("client %s (%s): nothing changed\n", cl.name, cl.mac);
-	client_json("client", &cl);
+	client_json_c(c, "client", &cl);
 	return CTL_OK;
 }
 

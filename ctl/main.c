@@ -36,10 +36,15 @@ static const struct ctl_cmd cmds[] = {
 	  "make another version current (1 = the original file)", cmd_image_rollback },
 	{ "image", "flatten", "NAME [--note TEXT] [--force]",
 	  "merge the current version's base and deltas into one file, a new version", cmd_image_flatten },
+	{ "image", "set", "NAME [--boot sanboot|linux] [--kernel PATH] [--initrd PATH|none] [--cmdline TEXT]",
+	  "how the image's PCs boot: sanboot of their iSCSI disk (default), or a Linux kernel + initrd over HTTP "
+	  "with the root on NBD", cmd_image_set },
 	{ "client", "add", "MAC --image NAME [--name PC001] [--mode MODE]",
 	  "add a client PC (MODE: ephemeral, persistent or maintenance)", cmd_client_add },
 	{ "client", "link", "MAC IMAGE", "link a client to another image", cmd_client_link },
-	{ "client", "set", "MAC [--mode MODE] [--name NAME]", "change a client's mode or name",
+	{ "client", "set", "MAC [--mode MODE] [--name NAME] [--menu IMG,IMG..|none] [--menu-timeout S] [--cmdline TEXT]",
+	  "change a client's mode or name; the images its boot menu offers besides its own, how long the menu "
+	  "waits (0 = forever), extra kernel options for Linux images",
 	  cmd_client_set },
 	{ "client", "list", "", "clients with image, mode and last boot", cmd_client_list },
 	{ "client", "rm", "MAC", "remove a client", cmd_client_rm },

@@ -15,6 +15,7 @@ struct live_settings {
 	unsigned max_connections;
 	unsigned max_inflight;
 	unsigned handshake_timeout_s;
+	unsigned clients_autoadd;       /* clients/autoadd (daemon/autoadd.h) */
 };
 
 extern struct live_settings g_live;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "image.h"
@@ -130,6 +132,40 @@ static int open_current(struct db *db, const struct db_image *di, struct export 
 	return r;
 }
 
+/* Why a boot file cannot be served ("" if it can). */
+static void check_boot_file(const char *image, const char *what, const char *path, char *err, size_t len)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		snprintf(err, len, "image %s: its %s %.400s cannot be read: %s", image, what, path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(err, len, "image %s: its %s %.400s is not a regular file", image, what, path);
+	else if (access(path, R_OK) < 0)
+		snprintf(err, len, "image %s: its %s %.400s cannot be read: %s", image, what, path, strerror(errno));
+}
+
+/* The boot settings of image di into its entry; a Linux image's boot files
+ * are checked here (main thread), so a script never points at a missing one. */
+static void add_boot(const struct db_image *di, struct export *e)
+{
+	snprintf(e->image_name, sizeof e->image_name, "%s", di->name);
+	e->boot = di->boot;
+	snprintf(e->cmdline, sizeof e->cmdline, "%s", di->cmdline);
+	if (di->boot != DB_BOOT_LINUX)
+		return;
+	snprintf(e->kernel, sizeof e->kernel, "%s", di->kernel);
+	snprintf(e->initrd, sizeof e->initrd, "%s", di->initrd);
+	if (!di->kernel[0])
+		snprintf(e->boot_error, sizeof e->boot_error, "image %s boots Linux but has no kernel; set one with: "
+			 "bootlinkctl image set %s --kernel PATH --initrd PATH", di->name, di->name);
+	else
+		check_boot_file(di->name, "kernel", di->kernel, e->boot_error, sizeof e->boot_error);
+	if (!e->boot_error[0] && di->initrd[0])
+		check_boot_file(di->name, "initrd", di->initrd, e->boot_error, sizeof e->boot_error);
+	if (e->boot_error[0])
+		log_err("%s; its PCs get an error screen until it is fixed", e->boot_error);
+}
+
 static int add_image(const struct db_image *di, void *arg)
 {
 	struct build *b = arg;
@@ -150,6 +186,7 @@ static int add_image(const struct db_image *di, void *arg)
 	}
 	if (e->img)
 		snprintf(e->img->name, sizeof e->img->name, "%s", di->name); /* renames */
+	add_boot(di, e);
 	return 0;
 }
 
@@ -175,6 +212,16 @@ static int add_client(const struct db_client *dc, void *arg)
 	e->mode = dc->mode;
 	e->epoch = dc->overlay_epoch;
 	snprintf(e->description, sizeof e->description, "client %s (%s)", dc->name, dc->mac);
+	snprintf(e->client_name, sizeof e->client_name, "%s", dc->name);
+	snprintf(e->linked, sizeof e->linked, "%s", dc->image_name);
+	snprintf(e->image_name, sizeof e->image_name, "%s", dc->image_name);
+	snprintf(e->cmdline, sizeof e->cmdline, "%s", dc->cmdline);
+	e->menu_timeout = dc->menu_timeout;
+	struct db_menu m;
+	if (db_client_menu_get(b->db, dc->id, &m) == 0)
+		for (int i = 0; i < m.n && e->nmenu < EXPORT_MENU_MAX; i++)
+			if (strcmp(m.name[i], dc->image_name) != 0)
+				snprintf(e->menu[e->nmenu++], sizeof e->menu[0], "%s", m.name[i]);
 	const struct export *ie = dc->image_id ? image_entry(b->t, dc->image_id, dc->image_name) : NULL;
 	if (!ie) {
 		snprintf(e->error, sizeof e->error,
@@ -220,6 +267,8 @@ int exports_reload(struct db *db)
 	return 0;
 }
 
+static void apply_choice(const struct table *t, struct export_ref *out);
+
 /* Canonical table key for a client-supplied name. */
 static int canonical_name(const char *name, size_t len, char *out, size_t outlen)
 {
@@ -252,12 +301,92 @@ int exports_lookup(const char *name, size_t len, struct export_ref *out)
 	int r = -ENOENT;
 	if (e) {
 		out->e = *e;
-		if (e->img)
-			image_get(e->img);
+		if (e->kind == EXPORT_CLIENT)
+			apply_choice(t, out);
+		if (out->e.img)
+			image_get(out->e.img);
 		r = 0;
 	}
 	table_put(t);
 	return r;
+}
+
+/* ---- boot menu choices ---- */
+
+#define CHOICES_MAX 4096
+
+struct choice {
+	char mac[18];
+	char image[64];
+};
+static pthread_mutex_t choice_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct choice *choices;
+static size_t nchoices;
+
+int exports_choose(const char *mac, const char *image)
+{
+	int r = 0;
+	pthread_mutex_lock(&choice_lock);
+	size_t i;
+	for (i = 0; i < nchoices && strcmp(choices[i].mac, mac) != 0; i++)
+		;
+	if (!image || !image[0]) {
+		if (i < nchoices)
+			choices[i] = choices[--nchoices];
+	} else if (i == nchoices && nchoices >= CHOICES_MAX) {
+		r = -ENOSPC;
+	} else {
+		if (i == nchoices) {
+			struct choice *nc = realloc(choices, (nchoices + 1) * sizeof *nc);
+			if (!nc) {
+				pthread_mutex_unlock(&choice_lock);
+				return -ENOMEM;
+			}
+			choices = nc;
+			nchoices++;
+		}
+		snprintf(choices[i].mac, sizeof choices[i].mac, "%s", mac);
+		snprintf(choices[i].image, sizeof choices[i].image, "%s", image);
+	}
+	pthread_mutex_unlock(&choice_lock);
+	return r;
+}
+
+bool exports_allowed(const struct export *e, const char *image)
+{
+	if (e->kind != EXPORT_CLIENT || !image[0])
+		return false;
+	if (strcmp(e->linked, image) == 0)
+		return true;
+	for (int i = 0; i < e->nmenu; i++)
+		if (strcmp(e->menu[i], image) == 0)
+			return true;
+	return false;
+}
+
+/* A client entry copied into out: if the client chose another image it may
+ * boot, its disk is over that image (no reference taken yet). */
+static void apply_choice(const struct table *t, struct export_ref *out)
+{
+	char image[64] = "";
+	pthread_mutex_lock(&choice_lock);
+	for (size_t i = 0; i < nchoices; i++)
+		if (strcmp(choices[i].mac, out->e.mac) == 0)
+			snprintf(image, sizeof image, "%s", choices[i].image);
+	pthread_mutex_unlock(&choice_lock);
+	if (!image[0] || strcmp(image, out->e.linked) == 0 || !exports_allowed(&out->e, image))
+		return;
+	struct export probe;
+	snprintf(probe.name, sizeof probe.name, "%s", image);
+	const struct export *ie = bsearch(&probe, t->v, t->n, sizeof *t->v, cmp_export);
+	if (!ie || ie->kind != EXPORT_IMAGE)
+		return;
+	snprintf(out->e.image_name, sizeof out->e.image_name, "%s", image);
+	out->e.img = ie->img;
+	out->e.error[0] = 0;
+	if (!ie->img)
+		snprintf(out->e.error, sizeof out->e.error, "client %.20s (%s), chosen image: %.200s", out->e.client_name,
+			 out->e.mac, ie->error);
 }
 
 void exports_ref_release(struct export_ref *ref)
@@ -297,6 +426,11 @@ size_t exports_count(void)
 
 void exports_shutdown(void)
 {
+	pthread_mutex_lock(&choice_lock);
+	free(choices);
+	choices = NULL;
+	nchoices = 0;
+	pthread_mutex_unlock(&choice_lock);
 	pthread_mutex_lock(&lock);
 	struct table *t = current;
 	current = NULL;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "autoadd.h"
 #include "clients.h"
 #include "conn.h"
 #include "daemon.h"
@@ -26,6 +27,7 @@
 
 #define SCRIPT_MAX 4096
 #define RETRY_S 10
+#define AUTOADD_RETRY_S 3 /* a new PC asks again this soon: the main thread registers it meanwhile */
 
 static unsigned port_nbd, port_iscsi, port_http;
 
@@ -74,6 +76,11 @@ static void respond_error(struct conn *c, int status, bool head)
 	respond(c, status, "text/plain", body, (size_t)n, head);
 }
 
+void http_respond_error(struct conn *c, int status, bool head)
+{
+	respond_error(c, status, head);
+}
+
 /* The address to put in scripts: the Host the client used, else our socket's. */
 static void server_addr(struct conn *c, const struct http_req *r, char *out, size_t len)
 {
@@ -95,10 +102,75 @@ static void server_addr(struct conn *c, const struct http_req *r, char *out, siz
 	}
 }
 
+/* The images client e may boot, default first: its linked image, then its
+ * menu's. Returns how many (at most IPXE_MENU_MAX). */
+static int boot_options(const struct export *e, const char *opt[IPXE_MENU_MAX])
+{
+	int n = 0;
+	if (e->linked[0])
+		opt[n++] = e->linked;
+	for (int i = 0; i < e->nmenu && n < IPXE_MENU_MAX; i++)
+		opt[n++] = e->menu[i];
+	return n;
+}
+
+/* Answer a menu of the images client e may boot. */
+static void menu_script(struct conn *c, struct ipxe_ctx *x, const struct export *e, bool head)
+{
+	struct ipxe_menu m = { .timeout_s = (unsigned)MAX(e->menu_timeout, 0) };
+	struct export_ref refs[IPXE_MENU_MAX];
+	bool held[IPXE_MENU_MAX] = { false };
+	char script[SCRIPT_MAX];
+	m.n = boot_options(e, m.image);
+	for (int i = 0; i < m.n; i++) {
+		held[i] = exports_lookup(m.image[i], strlen(m.image[i]), &refs[i]) == 0;
+		m.description[i] = held[i] ? refs[i].e.description : "";
+	}
+	int n = ipxe_menu_script(x, &m, script, sizeof script);
+	for (int i = 0; i < m.n; i++)
+		if (held[i])
+			exports_ref_release(&refs[i]);
+	if (n < 0) {
+		respond_error(c, 500, head);
+		return;
+	}
+	conn_log(BL_INFO, c, "http: boot script for %s (%s): a menu of %d images (default %s, %d s)", x->mac,
+		 x->client_name, m.n, m.image[0], e->menu_timeout);
+	respond(c, 200, "text/plain", script, (size_t)n, head);
+}
+
+/* An unknown PC: queue its registration (clients/autoadd = 1) and ask it to
+ * come back in a few seconds. */
+static void autoadd_script(struct conn *c, struct ipxe_ctx *x, bool head)
+{
+	char script[SCRIPT_MAX];
+	int r = autoadd_request(x->mac);
+	if (r < 0)
+		conn_log(BL_WARN, c, "http: %s: not queued for registration: %d PCs are waiting already", x->mac,
+			 AUTOADD_QUEUE_MAX);
+	int n = ipxe_autoadd_script(x, AUTOADD_RETRY_S, script, sizeof script);
+	if (n < 0) {
+		respond_error(c, 500, head);
+		return;
+	}
+	conn_log(BL_INFO, c, "http: boot script for %s: unknown PC, registering it (clients/autoadd = 1)", x->mac);
+	respond(c, 200, "text/plain", script, (size_t)n, head);
+}
+
+/* GET /ipxe?mac=MAC[&image=NAME]: the PC's script. With several images
+ * offered (its linked one and its menu's) and no image= the answer is a
+ * menu whose choice comes back as image=NAME; an image= the PC may not
+ * boot gets an error screen. The chosen image is recorded
+ * (exports_choose), so the PC's disk is over it for this boot. */
 static void client_script(struct conn *c, const struct http_req *r, bool head)
 {
-	char raw[64], mac[MAC_STR_LEN], srv[256], hex[13] = "", tiqn[96], iiqn[96], err[512] = "";
+	char raw[64], mac[MAC_STR_LEN], srv[256], hex[13] = "", tiqn[96], iiqn[96], err[1024] = "", want[64] = "";
 	if (http_query_get(r->query, "mac", raw, sizeof raw) < 0 || mac_normalize(raw, mac) < 0) {
+		respond_error(c, 400, head);
+		return;
+	}
+	int qr = http_query_get(r->query, "image", want, sizeof want);
+	if (qr == -EINVAL || (qr == 0 && !name_valid(want))) {
 		respond_error(c, 400, head);
 		return;
 	}
@@ -107,33 +179,89 @@ static void client_script(struct conn *c, const struct http_req *r, bool head)
 	snprintf(iiqn, sizeof iiqn, "iqn.2026-11.org.bootlink:initiator.%s", hex);
 	server_addr(c, r, srv, sizeof srv);
 	char name[32];
-	struct export_ref ref;
+	struct export_ref ref, iref;
 	snprintf(name, sizeof name, "client/%s", mac);
-	bool found = exports_lookup(name, strlen(name), &ref) == 0;
+	bool found = exports_lookup(name, strlen(name), &ref) == 0, ifound = false;
+	struct ipxe_ctx x = { .server = srv, .http_port = port_http, .iscsi_port = port_iscsi, .nbd_port = port_nbd,
+			      .mac = mac, .client_name = "", .image = "", .mode = "", .target_iqn = tiqn,
+			      .initiator_iqn = iiqn, .error = err, .retry_s = RETRY_S };
+	if (!found && live_get(&g_live.clients_autoadd)) {
+		autoadd_script(c, &x, head);
+		return;
+	}
 	if (!found)
 		snprintf(err, sizeof err, "This PC (MAC %s) is not linked to an image. Link it with: "
 			 "bootlinkctl client add %s --image NAME", mac, mac);
-	else if (!ref.e.img)
+	const char *opt[IPXE_MENU_MAX];
+	int nopt = found ? boot_options(&ref.e, opt) : 0;
+	if (found && !want[0] && nopt > 1) {
+		x.client_name = ref.e.client_name;
+		menu_script(c, &x, &ref.e, head);
+		exports_ref_release(&ref);
+		return;
+	}
+	if (found && !want[0] && nopt == 1)
+		snprintf(want, sizeof want, "%s", opt[0]);
+	if (found && want[0] && !exports_allowed(&ref.e, want)) {
+		snprintf(err, sizeof err, "Image %s is not offered to this PC (%s, MAC %s). Offer it with: "
+			 "bootlinkctl client set %s --menu %s", want, ref.e.client_name, mac, mac, want);
+	} else if (found && want[0]) {
+		/* Record the choice, then look the client up again: its disk now
+		 * follows the chosen image. */
+		if (exports_choose(mac, strcmp(want, ref.e.linked) != 0 ? want : NULL) < 0)
+			snprintf(err, sizeof err, "bootlinkd cannot record the choice of image %s now (too many); "
+				 "try again later", want);
+		exports_ref_release(&ref);
+		found = exports_lookup(name, strlen(name), &ref) == 0;
+		ifound = found && exports_lookup(want, strlen(want), &iref) == 0;
+	}
+	if (found && !err[0] && !ref.e.img)
 		snprintf(err, sizeof err, "%s", ref.e.error);
-	char cname[64] = "";
-	if (found)
-		sscanf(ref.e.description, "client %63s", cname);
-	struct ipxe_ctx x = { .server = srv, .http_port = port_http, .iscsi_port = port_iscsi, .nbd_port = port_nbd,
-			      .mac = mac, .client_name = cname, .image = found && ref.e.img ? ref.e.img->name : "",
-			      .mode = found ? db_mode_name(ref.e.mode) : "", .target_iqn = tiqn, .initiator_iqn = iiqn,
-			      .error = err, .retry_s = RETRY_S };
+	bool linux_boot = ifound && iref.e.boot == DB_BOOT_LINUX;
+	if (linux_boot && !err[0] && iref.e.boot_error[0])
+		snprintf(err, sizeof err, "%s", iref.e.boot_error);
+	if (found) {
+		x.client_name = ref.e.client_name;
+		x.image = ref.e.img ? ref.e.image_name : "";
+		x.mode = db_mode_name(ref.e.mode);
+	}
+	struct ipxe_linux l = { .initrd = linux_boot && iref.e.initrd[0], .image_cmdline = ifound ? iref.e.cmdline : "",
+				.client_cmdline = found ? ref.e.cmdline : "" };
 	char script[SCRIPT_MAX];
-	int n = ipxe_client_script(&x, script, sizeof script);
+	int n = linux_boot && !err[0] ? ipxe_linux_script(&x, &l, script, sizeof script)
+				      : ipxe_client_script(&x, script, sizeof script);
+	const char *what = err[0] ? "not bootable" : linux_boot ? "linux" : "sanboot";
+	if (!err[0])
+		clients_new_boot(mac);
+	if (found)
+		conn_log(BL_INFO, c, "http: boot script for %s (%s): %s, image %s%s%s", mac, ref.e.client_name, what,
+			 x.image[0] ? x.image : "none", err[0] ? ": " : "", err);
+	else
+		conn_log(BL_INFO, c, "http: boot script for %s: %s: unknown PC", mac, what);
+	if (ifound)
+		exports_ref_release(&iref);
 	if (found)
 		exports_ref_release(&ref);
 	if (n < 0) {
 		respond_error(c, 500, head);
 		return;
 	}
-	if (!err[0])
-		clients_new_boot(mac);
-	conn_log(BL_INFO, c, "http: boot script for %s: %s", mac, err[0] ? "not bootable" : "sanboot");
 	respond(c, 200, "text/plain", script, (size_t)n, head);
+}
+
+/* GET /boot/<image>/vmlinuz|initrd: the image's boot file (http_file.c). */
+static void boot_file(struct conn *c, const struct http_req *r, bool head)
+{
+	char image[64];
+	const char *p = r->path + 6, *slash = strchr(p, '/');
+	int st = 404;
+	if (slash && (size_t)(slash - p) < sizeof image && (strcmp(slash + 1, "vmlinuz") == 0 || strcmp(slash + 1, "initrd") == 0)) {
+		memcpy(image, p, (size_t)(slash - p));
+		image[slash - p] = 0;
+		st = http_file_start(c, image, slash + 1, head);
+	}
+	if (st)
+		respond_error(c, st, head);
 }
 
 static void route(struct conn *c, const struct http_req *r)
@@ -141,6 +269,8 @@ static void route(struct conn *c, const struct http_req *r)
 	bool head = strcmp(r->method, "HEAD") == 0;
 	if (strcmp(r->path, "/ipxe") == 0) {
 		client_script(c, r, head);
+	} else if (strncmp(r->path, "/boot/", 6) == 0) {
+		boot_file(c, r, head);
 	} else if (strcmp(r->path, "/boot.ipxe") == 0) {
 		char srv[256], script[SCRIPT_MAX];
 		server_addr(c, r, srv, sizeof srv);
@@ -162,7 +292,7 @@ static int http_start(struct conn *c)
 
 static int http_on_data(struct conn *c)
 {
-	if (c->close_after_send)
+	if (c->close_after_send || c->proto_state) /* answered, or streaming a boot file */
 		return 0;
 	const char *buf = (const char *)conn_rx_data(c);
 	size_t len = conn_rx_len(c);
@@ -188,13 +318,15 @@ static int http_on_data(struct conn *c)
 
 static int http_tick(struct conn *c, uint64_t now)
 {
+	if (c->proto_state)
+		return http_file_tick(c, now);
 	uint64_t limit = (uint64_t)live_get(&g_live.handshake_timeout_s) * 1000000000ull;
 	return now - c->started_ns > limit ? -1 : 0;
 }
 
 static void http_drain(struct conn *c)
 {
-	if (!c->close_after_send)
+	if (!c->close_after_send && !c->proto_state) /* a boot file being sent may finish */
 		conn_close(c, "shutting down");
 }
 
@@ -204,4 +336,5 @@ const struct proto http_proto = {
 	.on_data = http_on_data,
 	.tick = http_tick,
 	.drain = http_drain,
+	.destroy = http_file_destroy,
 };

@@ -35,4 +35,22 @@ int http_parse(const char *buf, size_t len, struct http_req *r);
 /* Value of key in a query string, percent-decoded into out. 0 or -ENOENT/-EINVAL. */
 int http_query_get(const char *query, const char *key, char *out, size_t len);
 
+/* ---- boot files (daemon/http_file.c) ----
+ *   GET|HEAD /boot/<image>/vmlinuz   the kernel of a Linux image
+ *   GET|HEAD /boot/<image>/initrd    its initrd
+ * <image> is a key into the export table, never a path. */
+struct conn;
+#include <stdbool.h>
+#include <stdint.h>
+/* Start answering with the file (which: "vmlinuz" or "initrd"): 0 when the
+ * answer is under way (c->proto_state is the stream), else the HTTP status
+ * to answer with (404, 500), logged. */
+int http_file_start(struct conn *c, const char *image, const char *which, bool head);
+/* A stream that made no progress for limits/handshake_timeout_s: -1 (close). */
+int http_file_tick(struct conn *c, uint64_t now);
+/* Free the stream (the connection's destroy). */
+void http_file_destroy(struct conn *c);
+/* Answer status with a short text body and close (http.c). */
+void http_respond_error(struct conn *c, int status, bool head);
+
 #endif

@@ -45,7 +45,7 @@ static int error_screen(const struct ipxe_ctx *c, char *out, size_t len, size_t 
 	ipxe_escape(c->error, err, sizeof err);
 	put(out, len, pos, "echo\necho ================================================================\n");
 	put(out, len, pos, "echo  bootlink: this PC cannot boot yet\necho\n");
-	put(out, len, pos, "echo  %s\n", err);
+	ipxe_echo_wrapped(out, len, pos, " ", err);
 	put(out, len, pos, "echo\necho  MAC address: %s\n", c->mac);
 	put(out, len, pos, "echo ================================================================\n");
 	put(out, len, pos, "echo Retrying in %u seconds ...\nsleep %u\n", c->retry_s, c->retry_s);
@@ -90,4 +90,45 @@ int ipxe_boot_script(const char *server, unsigned http_port, char *out, size_t l
 	put(out, len, &pos, "echo Check that bootlinkd runs (systemctl status bootlinkd) and listens on listen/http.\n");
 	put(out, len, &pos, "shell\n:done\n");
 	return pos < len ? (int)pos : -1;
+}
+
+int ipxe_put(char *out, size_t len, size_t *pos, const char *fmt, ...)
+{
+	if (*pos >= len)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out + *pos, len - *pos, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len - *pos) {
+		*pos = len;
+		return -1;
+	}
+	*pos += (size_t)n;
+	return 0;
+}
+
+int ipxe_echo_wrapped(char *out, size_t len, size_t *pos, const char *indent, const char *text)
+{
+	size_t n = strlen(text), il = strlen(indent), i = 0;
+	int r = 0;
+	while (i < n && r == 0) {
+		while (i < n && text[i] == ' ')
+			i++;
+		/* Take words while they fit in IPXE_ECHO_WIDTH; a longer word goes alone. */
+		size_t end = i, cut = i;
+		while (end < n) {
+			size_t w = end;
+			while (w < n && text[w] != ' ')
+				w++;
+			if (w - i + il > IPXE_ECHO_WIDTH && cut > i)
+				break;
+			cut = w;
+			end = w + 1;
+		}
+		if (cut > i)
+			r = ipxe_put(out, len, pos, "echo %s%.*s\n", indent, (int)(cut - i), text + i);
+		i = cut;
+	}
+	return r;
 }

@@ -30,4 +30,46 @@ int ipxe_boot_script(const char *server, unsigned http_port, char *out, size_t l
  * expansion or command ([A-Za-z0-9 ._:/()-;,=], others become '?'). */
 void ipxe_escape(const char *s, char *out, size_t len);
 
+/* ---- Linux boot, menus, new PCs (daemon/ipxe_boot.c) ---- */
+
+#include <stdbool.h>
+
+/* A Linux image's boot: kernel (+ initrd) fetched from
+ * http://SERVER:PORT/boot/<image>/vmlinuz (and /initrd), root on NBD. */
+struct ipxe_linux {
+	bool initrd;                 /* the image has an initrd */
+	const char *image_cmdline;   /* the image's kernel options (cmdline_valid()) */
+	const char *client_cmdline;  /* the client's own options, after the image's */
+};
+/* The script booting Linux for c (c->image, c->mode, c->client_name; the
+ * disk is client/<c->mac> on c->server:c->nbd_port); a load or boot failure
+ * shows a screen naming the image and retries. Length or -1. */
+int ipxe_linux_script(const struct ipxe_ctx *c, const struct ipxe_linux *l, char *out, size_t len);
+
+/* A boot menu: items[0..n) are image names (name_valid()) with a
+ * description each; the choice chains to /ipxe?mac=..&image=NAME. */
+#define IPXE_MENU_MAX 9
+struct ipxe_menu {
+	int n;
+	const char *image[IPXE_MENU_MAX];
+	const char *description[IPXE_MENU_MAX];
+	int def;                     /* index of the default item */
+	unsigned timeout_s;          /* 0 = wait for a choice */
+};
+int ipxe_menu_script(const struct ipxe_ctx *c, const struct ipxe_menu *m, char *out, size_t len);
+
+/* An unknown PC being registered (clients/autoadd = 1): a line saying so,
+ * then the script again after retry_s seconds. */
+int ipxe_autoadd_script(const struct ipxe_ctx *c, unsigned retry_s, char *out, size_t len);
+
+/* Echo text (escaped already) as lines of at most IPXE_ECHO_WIDTH
+ * characters, broken between words: an 80-column console (BIOS text mode,
+ * its copy on a serial line) would otherwise cut words in two. */
+#define IPXE_ECHO_WIDTH 76
+int ipxe_echo_wrapped(char *out, size_t len, size_t *pos, const char *indent, const char *text);
+
+/* Append printf-style text to out at *pos; -1 (and *pos = len) once it no
+ * longer fits. For the script templates. */
+int ipxe_put(char *out, size_t len, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "autoadd.h"
 #include "bootset.h"
 #include "cache.h"
 #include "clients.h"
@@ -67,6 +68,7 @@ static void apply_live(const struct bl_conf *c)
 	__atomic_store_n(&g_live.max_inflight, c->max_inflight, __ATOMIC_RELAXED);
 	__atomic_store_n(&g_live.handshake_timeout_s, c->handshake_timeout_s, __ATOMIC_RELAXED);
 	__atomic_store_n(&bl_log_level, c->log_level, __ATOMIC_RELAXED);
+	__atomic_store_n(&g_live.clients_autoadd, c->clients_autoadd, __ATOMIC_RELAXED);
 }
 
 /* The database's directory holds learned state (boot sets). */
@@ -262,9 +264,10 @@ static void main_loop(struct daemon *d)
 {
 	uint64_t next_dump = 0, next_save = 0;
 	for (;;) {
-		struct pollfd p[3] = { { d->sigfd, POLLIN, 0 }, { d->conf_fd, POLLIN, 0 }, { d->db_watch_fd, POLLIN, 0 } };
+		struct pollfd p[4] = { { d->sigfd, POLLIN, 0 }, { d->conf_fd, POLLIN, 0 }, { d->db_watch_fd, POLLIN, 0 },
+				       { autoadd_fd(), POLLIN, 0 } };
 		unsigned interval = d->conf.stats_interval_ms;
-		int r = poll(p, 3, (int)interval);
+		int r = poll(p, 4, (int)interval);
 		if (r < 0 && errno != EINTR)
 			log_err("poll: %s", strerror(errno));
 		if (p[0].revents & POLLIN) {
@@ -286,6 +289,10 @@ static void main_loop(struct daemon *d)
 			drain_fd(d->db_watch_fd);
 			reload_db(d, false);
 		}
+		/* Unknown PCs queued by the HTTP endpoint: register them, then
+		 * publish them at once (their next script fetch boots them). */
+		if (p[3].revents & POLLIN && autoadd_run(d->db, &d->conf) > 0)
+			reload_db(d, true);
 		uint64_t now = now_ns();
 		if (now >= next_dump) {
 			reload_db(d, false); /* covers missed inotify events */
@@ -317,6 +324,10 @@ static int start(struct daemon *d)
 		return r;
 	}
 	d->db_version = db_data_version(d->db);
+	if ((r = autoadd_init()) < 0) {
+		log_err("cannot create the autoadd eventfd: %s", strerror(-r));
+		return r;
+	}
 	clients_configure(&d->conf);
 	configure_bootset(&d->conf);
 	r = mkdir_p(d->conf.run_dir, 0755);
@@ -385,6 +396,7 @@ static void stop(struct daemon *d)
 	stats_clear(d->conf.run_dir);
 	clients_shutdown();
 	exports_shutdown();
+	autoadd_shutdown();
 	db_close(d->db);
 	log_info("stopped");
 }

@@ -279,12 +279,60 @@ expect 0 "" --json events 52:54:00:aa:bb:01 --limit 2
 jcheck "events MAC --limit: newest first, that client only" \
 	"len(d['events']) == 2 and all(e['mac'] == '52:54:00:aa:bb:01' for e in d['events']) and d['events'][0]['id'] > d['events'][1]['id']"
 
+# ---- boot: Linux images, menus, kernel options ----
+timeout 10 head -c 4096 /dev/urandom >"$T/images/vmlinuz"
+timeout 10 head -c 4096 /dev/urandom >"$T/images/initrd.gz"
+timeout 10 head -c 1048576 /dev/urandom >"$T/images/lin.img"
+expect 0 "" image add lin "$T/images/lin.img"
+expect 0 "" image add lin2 "$T/images/lin.img"
+expect 0 "" --json image set lin --kernel "$T/images/../images/vmlinuz" --initrd "$T/images/initrd.gz" --cmdline "console=ttyS0 quiet"
+jcheck "image set --kernel: boot linux, absolute paths, cmdline" \
+	"d['image'] == {'name': 'lin', 'boot': 'linux', 'kernel': '$T/images/vmlinuz', 'initrd': '$T/images/initrd.gz', 'cmdline': 'console=ttyS0 quiet'}"
+expect 1 "--cmdline 'a \$x': use at most 255 bytes" image set lin --cmdline 'a $x'
+expect 1 "kernel $T/nope: No such file or directory" image set lin --kernel "$T/nope"
+expect 1 "initrd $T/images: not a regular file" image set lin --initrd "$T/images"
+expect 1 "image lin2: --boot linux needs a kernel" image set lin2 --boot linux
+expect 1 "unknown boot 'pxe'" image set lin2 --boot pxe
+expect 2 "nothing to change" image set lin2
+expect 1 "image 'zz' not found" image set zz --boot sanboot
+ok "image set: refuses metacharacters, missing and non-regular files, linux without a kernel, unknown boots"
+expect 0 "" --json image set lin --initrd none --cmdline ""
+jcheck "image set --initrd none --cmdline '': cleared, still linux" \
+	"d['image']['initrd'] == '' and d['image']['cmdline'] == '' and d['image']['boot'] == 'linux'"
+expect 0 "" image set lin --boot sanboot
+[[ $OUT == "image lin boots with sanboot (iSCSI)" ]] || fail "image set --boot sanboot: $OUT"
+expect 0 "" image set lin --boot linux
+ok "image set: --boot sanboot and back keeps the kernel"
+
+expect 0 "" client add 52:54:00:cc:00:01 --image lin --name BOOT1
+expect 0 "" --json client set 52:54:00:cc:00:01 --menu lin2,lin,lin2 --menu-timeout 5 --cmdline "bootlink.conns=2"
+jcheck "client set --menu/--menu-timeout/--cmdline: stored, duplicates dropped, in order" \
+	"d['client']['menu'] == ['lin2', 'lin'] and d['client']['menu_timeout'] == 5 and d['client']['cmdline'] == 'bootlink.conns=2'"
+expect 1 "image 'nope' not found" client set 52:54:00:cc:00:01 --menu lin,nope
+expect 1 "--menu-timeout '3601'" client set 52:54:00:cc:00:01 --menu-timeout 3601
+expect 1 "--menu-timeout 'x'" client set 52:54:00:cc:00:01 --menu-timeout x
+expect 1 "--cmdline 'a|b'" client set 52:54:00:cc:00:01 --cmdline 'a|b'
+run client set 52:54:00:cc:00:01 --menu lin,lin2,lin,lin2,lin,lin2,lin,lin2,lin
+[[ $RC == 0 ]] || fail "a menu of 9 names with duplicates (2 images) is refused: $ERR"
+expect 0 "" client set 52:54:00:cc:00:01 --menu-timeout 5
+[[ $OUT == *"nothing changed"* ]] || fail "client set with the same timeout: $OUT"
+expect 0 "" --json events 52:54:00:cc:00:01 --limit 1
+jcheck "client set: the event names the menu change" "'menu lin2,lin -> lin,lin2' in d['events'][0]['text']"
+expect 0 "" image rm lin2
+expect 0 "" --json client set 52:54:00:cc:00:01 --name BOOT1X
+jcheck "image rm: the image leaves every menu" "d['client']['menu'] == ['lin']"
+expect 0 "" --json client set 52:54:00:cc:00:01 --menu none
+jcheck "client set --menu none: no menu" "d['client']['menu'] == []"
+expect 0 "" client rm 52:54:00:cc:00:01
+expect 0 "" image rm lin
+ok "client set: menus (unknown images refused, image rm cascades, none clears), timeouts 0..3600, kernel options checked"
+
 # ---- the database file ----
 if command -v sqlite3 >/dev/null; then
 	v=$(timeout 10 sqlite3 "$DB" "SELECT value FROM meta WHERE key = 'schema_version'")
 	j=$(timeout 10 sqlite3 "$DB" "PRAGMA journal_mode")
-	[[ $v == 2 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
-	ok "database: schema_version 2, WAL mode"
+	[[ $v == 3 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
+	ok "database: schema_version 3, WAL mode"
 fi
 
 echo "all $n checks passed"

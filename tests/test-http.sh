@@ -15,6 +15,8 @@ ctl image rm win --force >/dev/null 2>&1 || true
 ctl image add win "$T/img" >/dev/null
 ctl client link 52:54:00:aa:00:01 win >/dev/null
 U="http://$HTTP_ADDR"
+# echo_text SCRIPT: the text of its echo lines joined (screens are wrapped to fit 80 columns).
+echo_text() { sed -n 's/^echo *//p' <<<"$1" | tr '\n' ' ' | tr -s ' '; }
 wait_for 10 sh -c "curl -s '$U/ipxe?mac=52-54-00-aa-00-01' | grep -q sanboot" || fail "no sanboot script for a linked client"
 
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52%3A54%3A00%3AAA%3A00%3A01&uuid=x&serial=a%24%7Bb%7D&ip=1.2.3.4")
@@ -31,14 +33,14 @@ grep -q 'sanboot iscsi:10.0.2.2::' <<<"$s" || fail "the Host header's address is
 ok "the script names the address the client reached us at (Host)"
 
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52-54-00-aa-00-09")
-grep -q 'This PC (MAC 52:54:00:aa:00:09) is not linked to an image' <<<"$s" &&
-	grep -q 'bootlinkctl client add 52:54:00:aa:00:09 --image NAME' <<<"$s" && grep -q '^sleep 10' <<<"$s" &&
+grep -q 'This PC (MAC 52:54:00:aa:00:09) is not linked to an image' <<<"$(echo_text "$s")" &&
+	grep -q 'bootlinkctl client add 52:54:00:aa:00:09 --image NAME' <<<"$(echo_text "$s")" && grep -q '^sleep 10' <<<"$s" &&
 	grep -q '^chain --replace' <<<"$s" || fail "unknown MAC: no clear screen and retry: $s"
 ! grep -q '^sanboot' <<<"$s" || fail "unknown MAC got a sanboot line"
 ok "unknown MAC: a screen saying how to link it, then a retry"
 
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52-54-00-aa-00-02")
-grep -q 'is not linked to an image; link it with: bootlinkctl client link 52:54:00:aa:00:02 IMAGE' <<<"$s" ||
+grep -q 'is not linked to an image; link it with: bootlinkctl client link 52:54:00:aa:00:02 IMAGE' <<<"$(echo_text "$s")" ||
 	fail "a client without an image: no clear screen: $s"
 ok "a known client without an image: a screen saying how to link it"
 
