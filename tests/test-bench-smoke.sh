@@ -12,7 +12,7 @@ need fio nbdkit iperf3 valgrind python3
 fio --enghelp 2>/dev/null | grep -qw nbd || skip "this fio has no nbd engine"
 
 out=$T/quick.md
-BENCH_QUICK=1 BENCH_SECONDS=1 BENCH_IMAGE_MB=64 BENCH_SERVERS="bootlinkd nbdkit" BENCH_OUT="$out" \
+BENCH_QUICK=1 BENCH_ISCSI=0 BENCH_SECONDS=1 BENCH_IMAGE_MB=64 BENCH_SERVERS="bootlinkd nbdkit" BENCH_OUT="$out" \
 	LIMITS_CG_IOS=2000 LIMITS_IDLE=32 STORM_CLIENTS=2 STORM_MB=4 STORM_IMAGE_MB=64 \
 	timeout 280 "$SRCDIR/bench/run.sh" >"$T/bench.out" 2>"$T/bench.err" ||
 	{ tail -n 30 "$T/bench.err"; fail "bench/run.sh exited with status $?"; }
