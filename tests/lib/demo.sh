@@ -7,13 +7,17 @@
 #      bootlink initramfs (initramfs/build.sh) and a tiny ext4 root image (initramfs/demo-root.sh);
 #   2. writes a config tree demo/conf (NBD on 127.0.0.1:10809, or a free port if that is taken),
 #      adds the image and links the demo PC to it with bootlinkctl;
-#   3. starts bootlinkd, boots the PC under qemu showing its console, shows the runtime tree
-#      while the PC is up, stops it, prints `bootlinkctl status`, stops bootlinkd.
+#   3. starts bootlinkd, boots the PC under qemu through the whole chain, showing its console:
+#      the NIC's PXE ROM (iPXE) gets an address and a first script from qemu's DHCP/TFTP (as a
+#      site's DHCP server would give it), chains to bootlinkd's /boot.ipxe over HTTP, which
+#      chains to the PC's own script (by MAC): kernel + initrd fetched from bootlinkd over HTTP,
+#      root filesystem on NBD from bootlinkd; shows the runtime tree while the PC is up, stops
+#      it, prints `bootlinkctl status`, stops bootlinkd.
 # Ctrl-C stops whatever it started. Run it again: the demo PC is persistent, so it counts its
 # boots. `rm -rf demo` starts afresh.
 #
 # Environment: DEMO_DIR (./demo), DEMO_MAC (52:54:00:de:00:01), DEMO_MODE (persistent |
-# ephemeral), DEMO_PORT (10809), BUILD (build).
+# ephemeral), DEMO_PORT (NBD, 10809), DEMO_HTTP_PORT (10880), BUILD (build).
 set -euo pipefail
 export LC_ALL=C
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
@@ -28,6 +32,7 @@ DEMO=${DEMO_DIR:-$SRCDIR/demo}
 MAC=${DEMO_MAC:-52:54:00:de:00:01}
 MODE=${DEMO_MODE:-persistent}
 PORT=${DEMO_PORT:-10809}
+HTTP_FIXED=${DEMO_HTTP_PORT:-10880}
 CONF=$DEMO/conf
 RUN=$DEMO/run
 DAEMON_PID=""
@@ -112,10 +117,11 @@ setting() { # KEY VALUE
 	printf '  %-26s %s\n' "$1" "$2"
 }
 # Everything on loopback: the qemu client reaches 127.0.0.1 as 10.0.2.2 (user networking).
-# Other listeners (iSCSI, HTTP for iPXE) are not used by this demo: loopback, any free port.
+# The other listeners (HTTP for iPXE, iSCSI): loopback, any free port.
 setting listen/nbd "127.0.0.1:$PORT"
+setting listen/http "127.0.0.1:$HTTP_FIXED"
 for key in $(grep -oE '"listen/[a-z0-9_]+"' common/conf.c | tr -d '"' | sort -u); do
-	[[ $key == listen/nbd ]] || setting "$key" 127.0.0.1:0
+	[[ $key == listen/nbd || $key == listen/http ]] || setting "$key" 127.0.0.1:0
 done
 setting paths/db "$DEMO/state/bootlink.db"
 setting paths/run "$RUN"
@@ -156,6 +162,9 @@ else
 	[[ $cl_image == demo ]] || ctl client link "$MAC" demo
 	[[ $cl_mode == "$MODE" ]] || ctl client set "$MAC" --mode "$MODE"
 fi
+# The demo image boots Linux: iPXE fetches its kernel and initrd from bootlinkd over HTTP.
+ctl image set demo --boot linux --kernel "$DEMO/vmlinuz" --initrd "$initrd" \
+	--cmdline "console=ttyS0 quiet panic=-1 no_timer_check bootlink.onfail=poweroff bootlink.failwait=3 bootlink.demo.hold=60"
 ctl client list
 
 # --- 3. bootlinkd ---------------------------------------------------------------------------
@@ -176,9 +185,10 @@ start_daemon() {
 	return 1
 }
 if ! start_daemon; then
-	if grep -q "listen/nbd.*in use" "$DEMO/bootlinkd.log" && [[ $PORT != 0 ]]; then
-		echo "port $PORT is taken on 127.0.0.1; using a free one"
+	if grep -qE "listen/(nbd|http).*in use" "$DEMO/bootlinkd.log"; then
+		echo "port $PORT or $HTTP_FIXED is taken on 127.0.0.1; using free ones"
 		setting listen/nbd 127.0.0.1:0
+		setting listen/http 127.0.0.1:0
 		start_daemon || true
 	fi
 	if [[ -z $DAEMON_PID ]]; then
@@ -193,18 +203,28 @@ echo "exports: $(timeout 10 nbdinfo --list --json "nbd://$NBD_ADDR" 2>/dev/null 
 	python3 -c 'import json, sys; print(", ".join(e["export-name"] for e in json.load(sys.stdin)["exports"]))' 2>/dev/null || echo "?")"
 
 # --- 4. the PC boots --------------------------------------------------------------------------
-APPEND="console=ttyS0 quiet panic=-1 bootlink.nbd=10.0.2.2:$NBD_PORT/client/$MAC"
-QARGS=(-kernel "$DEMO/vmlinuz" -initrd "$initrd" -nic "user,model=virtio-net-pci,mac=$MAC")
-step "demo PC $MAC boots (qemu, TCG: 10-30 s); its console:"
+HTTP_ADDR=$(<"$RUN/listen/http")
+HTTP_PORT=${HTTP_ADDR##*:}
+# What a site's TFTP server hands iPXE: a first script that chains to bootlinkd (see
+# ipxe-scripts/README.md and bootlinkctl pxe-config for a real network).
+mkdir -p "$DEMO/tftp"
+printf '#!ipxe\nchain http://10.0.2.2:%s/boot.ipxe || echo DEMO: CHAIN-FAILED\n' "$HTTP_PORT" >"$DEMO/tftp/first.ipxe"
+# SeaBIOS copies the option ROM's screen (iPXE) to the serial console when fw_cfg
+# etc/sercon-port names the port (0x3f8, little-endian); qemu sets it only with -nographic.
+printf '\xf8\x03' >"$DEMO/sercon"
+QARGS=(-boot n -fw_cfg "name=etc/sercon-port,file=$DEMO/sercon"
+	-nic "user,model=e1000,mac=$MAC,tftp=$DEMO/tftp,bootfile=first.ipxe")
+step "demo PC $MAC boots from its network card (qemu, TCG: PXE -> iPXE -> HTTP -> kernel + NBD root, 30-90 s); its console:"
 QEMU_LIVE=1 QEMU_LIVE_PREFIX="  | "
 rc=0
-QEMU_KEEP=1 qemu_boot client 150 'BOOTLINK-DEMO: up; powering off' 'bootlink: boot failed|Kernel panic|BOOTLINK-DEMO: FAILED' -- \
-	"${QARGS[@]}" -append "$APPEND bootlink.onfail=poweroff bootlink.failwait=3 bootlink.demo.hold=60" || rc=$?
+QEMU_KEEP=1 qemu_boot client 240 'BOOTLINK-DEMO: up; powering off' \
+	'bootlink: boot failed|Kernel panic|BOOTLINK-DEMO: FAILED|DEMO: CHAIN-FAILED|No bootable device|cannot boot yet' -- \
+	"${QARGS[@]}" || rc=$?
 QEMU_LIVE=0
 case $rc in
 0) echo "demo: the PC booted from bootlinkd in ${QEMU_SECS}s" ;;
 1) die "the boot failed: $QEMU_MATCH (console: $(qemu_log client), daemon log: $DEMO/bootlinkd.log)" ;;
-2) die "no result on the console within 150 s (console: $(qemu_log client))" ;;
+2) die "no result on the console within 240 s (console: $(qemu_log client))" ;;
 *) die "qemu stopped before the PC booted (console: $(qemu_log client))" ;;
 esac
 
@@ -241,9 +261,9 @@ cat <<EOF
   * by hand, the same setup:
       $B/bootlinkd -c $D/conf &
       $B/bootlinkctl -c $D/conf status
-      qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -kernel $D/vmlinuz -initrd $D/initrd.cpio.gz \\
-          -append "console=ttyS0 bootlink.nbd=10.0.2.2:\$(cut -d: -f2 $D/run/listen/nbd)/client/$MAC bootlink.demo.shell=1" \\
-          -nic user,model=virtio-net-pci,mac=$MAC          (quit qemu: Ctrl-A then X)
+      qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -boot n \\
+          -nic user,model=e1000,mac=$MAC,tftp=$D/tftp,bootfile=first.ipxe     (quit qemu: Ctrl-A then X)
+      (the PC's script: curl http://\$(cat $D/run/listen/http)/ipxe?mac=$MAC)
   * the initramfs for your own images: initramfs/README.md; what this demo does: docs/demo.md
   * start afresh: rm -rf $D
 EOF
