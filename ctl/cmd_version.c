@@ -308,6 +308,7 @@ static int vlist_cb(const struct db_version *v, void *arg)
 	else {
 		out_str("data_path", v->data_path);
 		out_str("map_path", v->map_path);
+		out_int("block_size", v->block_size);
 	}
 	int ret = version_row(arg, v->number, flat ? "flattened" : "delta", bytes, v->created,
 			      version_status(v), v->note);
@@ -530,6 +531,7 @@ static int record_commit(struct ctl *c, struct commit *k, struct db_version *v)
 	set_str(v->data_path, sizeof v->data_path, k->data);
 	set_str(v->map_path, sizeof v->map_path, k->map);
 	set_str(v->note, sizeof v->note, k->note);
+	v->block_size = k->ov.info_block; /* the delta keeps the overlay's granularity */
 	int ret = store_begin(c);
 	if (ret)
 		return ret;
@@ -575,6 +577,7 @@ static void commit_report(struct ctl *c, const struct commit *k, const struct db
 	out_str("map_path", v->map_path);
 	out_int("bytes", (int64_t)bytes);
 	out_int("blocks", (int64_t)k->changed);
+	out_int("block_size", v->block_size);
 	out_str("note", v->note);
 	out_int("created", v->created);
 	out_end();

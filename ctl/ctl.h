@@ -70,6 +70,7 @@ struct ctl_live {
 	bool known;                      /* <paths/run>/clients/<mac>/ exists */
 	unsigned conns;                  /* open connections */
 	uint64_t ram_bytes, file_bytes;  /* overlay_ram_bytes, overlay_file_bytes */
+	uint32_t block_bytes;            /* overlay_block_bytes: the overlay's granularity (0 = no disk open) */
 	char dir[CONF_PATH_MAX];         /* overlay_dir */
 };
 void ctl_client_live(const struct ctl *c, const char *mac, struct ctl_live *out);

@@ -283,8 +283,8 @@ jcheck "events MAC --limit: newest first, that client only" \
 if command -v sqlite3 >/dev/null; then
 	v=$(timeout 10 sqlite3 "$DB" "SELECT value FROM meta WHERE key = 'schema_version'")
 	j=$(timeout 10 sqlite3 "$DB" "PRAGMA journal_mode")
-	[[ $v == 2 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
-	ok "database: schema_version 2, WAL mode"
+	[[ $v == 3 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
+	ok "database: schema_version 3, WAL mode"
 fi
 
 echo "all $n checks passed"
