@@ -59,6 +59,9 @@ int cmd_image_commit(struct ctl *c, int argc, char **argv);
 int cmd_image_rollback(struct ctl *c, int argc, char **argv);
 int cmd_image_flatten(struct ctl *c, int argc, char **argv);
 
+/* jobs.c */
+int cmd_jobs(struct ctl *c, int argc, char **argv);
+
 /* cmd_overlay.c */
 int cmd_overlay_list(struct ctl *c, int argc, char **argv);
 int cmd_overlay_reset(struct ctl *c, int argc, char **argv);

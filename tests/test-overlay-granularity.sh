@@ -41,6 +41,8 @@ disk_sum() {
 }
 info() { cat "$T/conf/overlays/${1//:/}.info"; }
 loads() { grep -c "loaded from the database" "$T/daemon.log" || true; }
+loads_above() { (($(loads) > $1)); }
+sum_is() { [[ $(disk_sum "$1") == "$2" ]]; }
 json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 overlay_block() { ctl --json overlay list | json "[o['block_bytes'] for o in d['overlays'] if o['mac'] == '$1'][0]"; }
 
@@ -99,21 +101,21 @@ ctl --json image commit base --force >"$T/c1.json" || fail "commit 1: $(cat "$T/
 conf_set overlay/block_kb 4
 wait_for 10 grep -q "overlay/block_kb changed: 64 -> 4" "$T/daemon.log" || fail "the daemon did not apply overlay/block_kb=4"
 # The commit reset $M's overlay: its next boot starts a new one, once the daemon has seen it.
-wait_for 10 test "$(loads)" -gt "$n" || fail "the daemon did not reload the database after the commit"
+wait_for 10 loads_above "$n" || fail "the daemon did not reload the database after the commit"
 V3=(w:1000:10:4 w:$(((3 << 20) + 4096)):100:4 w:$(((4 << 20) + 8192)):4096:4)
 nt "$(nbd_uri "$M")" "${V3[@]}" flush || fail "$M: second writes failed"
 [[ $(info "$M") == *" block=4096" ]] || fail "$M: .info after the commit: $(info "$M")"
 wait_for 5 rt_is "$M" connections 0 || fail "$M still connected"
 ctl --json image commit base >"$T/c2.json" || fail "commit 2: $(cat "$T/c2.json")"
 want3=$(mkexpect "$T/img" "$T/v3" "${V2[@]}" "${V3[@]}")
-wait_for 10 test "$(disk_sum base)" == "$want3" || fail "image export after two commits: not the expected bytes"
+wait_for 10 sum_is base "$want3" || fail "image export after two commits: not the expected bytes"
 ctl --json image versions base >"$T/versions.json"
 [[ $(json '[v.get("block_size") for v in d["versions"]]' <"$T/versions.json") == "[None, 65536, 4096]" ]] ||
 	fail "image versions: $(cat "$T/versions.json")"
-ctl --json image flatten base >"$T/flat.json"
+ctl --json image flatten base --wait >"$T/flat.json"
 raw=$(json 'd["version"]["path"]' <"$T/flat.json")
 cmp "$raw" "$T/v3" || fail "the flattened file is not the expected bytes"
-wait_for 10 test "$(disk_sum base)" == "$want3" || fail "image export after flatten"
+wait_for 10 sum_is base "$want3" || fail "image export after flatten"
 ok "versions: a 64 KiB delta under a 4 KiB delta read right; flatten writes the same bytes"
 assert_daemon_alive
 stop_daemon
