@@ -12,8 +12,7 @@
 #      client commits a delta at 64 KiB, then one at 4 KiB over it; the image
 #      export reads the expected bytes, `image versions --json` gives each
 #      delta's block_size, and `image flatten` writes exactly those bytes.
-#   3. The overlay tests (and test-versions) again with OVERLAY_BLOCK_KB=64:
-#      every one must pass (or skip for the same reason it skips at 4 KiB).
+# The overlay tests themselves run again at 64 KiB in test-overlay-block64-*.
 unset OVERLAY_BLOCK_KB # parts 1 and 2 start at the default, 4 KiB
 . "$(dirname "$0")/lib/common.sh"
 need nbdcopy sha256sum cmp
@@ -120,21 +119,4 @@ ok "versions: a 64 KiB delta under a 4 KiB delta read right; flatten writes the 
 assert_daemon_alive
 stop_daemon
 
-# ---- 3. the overlay tests at 64 KiB
-failed=()
-for t in overlay-fio overlay-isolation overlay-modes overlay-partial overlay-zero overlay-reset \
-	overlay-enospc versions; do
-	st=0
-	(cd "$T" && OVERLAY_BLOCK_KB=64 timeout --kill-after=10 240 bash "$TESTS/test-$t.sh" >"$T/$t.log" 2>&1 </dev/null) || st=$?
-	case $st in
-	0) ok "test-$t with 64 KiB overlay blocks: passed" ;;
-	77) ok "test-$t with 64 KiB overlay blocks: skipped ($(tail -n 1 "$T/$t.log"))" ;;
-	*)
-		echo "--- test-$t with OVERLAY_BLOCK_KB=64 failed ($st):" >&2
-		tail -n 30 "$T/$t.log" >&2
-		failed+=("$t")
-		;;
-	esac
-done
-((${#failed[@]} == 0)) || fail "with 64 KiB overlay blocks: ${failed[*]} failed"
 ok "done"

@@ -27,6 +27,7 @@
 #   nbd_export_visible NAME / nbd_export_listed NAME / nbd_export_unlisted NAME
 #                           for wait_for after a database change
 #   ov_blocks SIZE OFF:LEN...  overlay blocks ($OVBLK bytes) the ranges touch
+#   rerun_at_block_kb KB TEST...  run tests/test-TEST.sh again with OVERLAY_BLOCK_KB=KB
 #   mkimage PATH SIZE       SIZE bytes of random data (SIZE: 4096, 1M, 1M+1, 2G)
 #   mkimage_sparse PATH SIZE [OFFSET...]
 #                           a sparse file with 4 KiB random blocks at OFFSETs
@@ -208,6 +209,28 @@ ov_blocks() {
 		for ((b = off / OVBLK; b <= (off + len - 1) / OVBLK; b++)); do seen[$b]=1; done
 	done
 	echo "${#seen[@]}"
+}
+
+# rerun_at_block_kb KB TEST...: run tests/test-TEST.sh with OVERLAY_BLOCK_KB=KB
+# (each in $T, output in $T/TEST.log); fail naming the ones that failed.
+rerun_at_block_kb() {
+	local kb=$1 t st failed=()
+	shift
+	for t; do
+		st=0
+		(cd "$T" && OVERLAY_BLOCK_KB=$kb timeout --kill-after=10 240 bash "$TESTS/test-$t.sh" \
+			>"$T/$t.log" 2>&1 </dev/null) || st=$?
+		case $st in
+		0) ok "test-$t with $kb KiB overlay blocks: passed" ;;
+		77) ok "test-$t with $kb KiB overlay blocks: skipped ($(tail -n 1 "$T/$t.log"))" ;;
+		*)
+			echo "--- test-$t with OVERLAY_BLOCK_KB=$kb failed ($st):" >&2
+			tail -n 30 "$T/$t.log" >&2
+			failed+=("$t")
+			;;
+		esac
+	done
+	((${#failed[@]} == 0)) || fail "with $kb KiB overlay blocks: ${failed[*]} failed"
 }
 
 mkimage() {
