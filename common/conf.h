@@ -39,6 +39,7 @@ struct bl_conf {
 	unsigned cache_block_kb;         /* cache/block_kb: cache block size, power of two 4..1024 */
 	char overlay_dirs[CONF_PATH_MAX];/* overlay/dirs: space-separated directories */
 	unsigned overlay_ram_mb;         /* overlay/ram_mb: RAM tier per ephemeral client (live) */
+	unsigned overlay_block_kb;       /* overlay/block_kb: granularity of new overlays (live) */
 	unsigned overlay_boot_gap_s;     /* overlay/boot_gap_s: reconnect grace before a new boot (live) */
 	unsigned overlay_allow_image_disk; /* overlay/allow_image_disk: 1 = overlays may share an image's disk (live) */
 	char overlay_min_free[32];       /* overlay/min_free: free-space floor for new overlays, "1G", "5%" (live) */

@@ -92,6 +92,24 @@ static const char *const migrations[] = {
 	"  image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
 	"  pos INTEGER NOT NULL,"
 	"  PRIMARY KEY (client_id, image_id));",
+	/* 4: each delta's overlay granularity; background jobs (image flatten) */
+	"ALTER TABLE versions ADD COLUMN block_size INTEGER NOT NULL DEFAULT 4096;"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  kind TEXT NOT NULL,"
+	"  image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+	"  image TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),"
+	"  pid INTEGER NOT NULL DEFAULT 0,"
+	"  pid_start INTEGER NOT NULL DEFAULT 0,"
+	"  done_bytes INTEGER NOT NULL DEFAULT 0,"
+	"  total_bytes INTEGER NOT NULL DEFAULT 0,"
+	"  started INTEGER NOT NULL,"
+	"  finished INTEGER NOT NULL DEFAULT 0,"
+	"  path TEXT NOT NULL DEFAULT '',"
+	"  version INTEGER NOT NULL DEFAULT 0,"
+	"  error TEXT NOT NULL DEFAULT '');"
+	"CREATE UNIQUE INDEX jobs_one_running ON jobs(image_id, kind) WHERE state = 'running';",
 };
 
 #define IMAGE_COLS "id, name, path, size, fs_uuid, inode, head_sum, full_sum, description, created, current_version," \
@@ -792,17 +810,18 @@ static void row_version(sqlite3_stmt *st, struct db_version *v)
 	col_text(st, 5, v->base_path, sizeof v->base_path);
 	col_text(st, 6, v->note, sizeof v->note);
 	v->created = sqlite3_column_int64(st, 7);
+	v->block_size = (uint32_t)sqlite3_column_int64(st, 8);
 }
 
-#define VERSION_SELECT "SELECT id, image_id, number, data_path, map_path, base_path, note, created FROM versions "
+#define VERSION_SELECT "SELECT id, image_id, number, data_path, map_path, base_path, note, created, block_size FROM versions "
 
 /* Add version v->number (0 = the next free one, at least 2) of v->image_id. */
 int db_version_add(struct db *db, struct db_version *v)
 {
 	sqlite3_stmt *st;
-	int ret = prep(db, "INSERT INTO versions (image_id, number, data_path, map_path, base_path, note, created)"
-		       " VALUES (?1, CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT max(2, coalesce(max(number), 1) + 1)"
-		       " FROM versions WHERE image_id = ?1) END, ?3, ?4, ?5, ?6, ?7)", &st);
+	int ret = prep(db, "INSERT INTO versions (image_id, number, data_path, map_path, base_path, note, created,"
+		       " block_size) VALUES (?1, CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT max(2, coalesce(max(number), 1) + 1)"
+		       " FROM versions WHERE image_id = ?1) END, ?3, ?4, ?5, ?6, ?7, ?8)", &st);
 	if (ret < 0)
 		return ret;
 	int64_t now = time(NULL);
@@ -813,6 +832,7 @@ int db_version_add(struct db *db, struct db_version *v)
 	bind_text(st, 5, v->base_path);
 	bind_text(st, 6, v->note);
 	sqlite3_bind_int64(st, 7, now);
+	sqlite3_bind_int64(st, 8, v->block_size ? v->block_size : 4096);
 	ret = exec_stmt(db, st, -ENOENT, "add version", NULL);
 	if (ret == 0) {
 		int64_t id = sqlite3_last_insert_rowid(db->h);
@@ -994,6 +1014,113 @@ int db_client_menu_get(struct db *db, int64_t client_id, struct db_menu *out)
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		ret = db_errno(db, rc, -EIO, "get client menu");
+/* ---- jobs ---- */
+
+#define JOB_SELECT "SELECT id, kind, image_id, image, state, pid, pid_start, done_bytes, total_bytes," \
+	" started, finished, path, version, error FROM jobs "
+
+static void row_job(sqlite3_stmt *st, struct db_job *j)
+{
+	memset(j, 0, sizeof *j);
+	j->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, j->kind, sizeof j->kind);
+	j->image_id = sqlite3_column_int64(st, 2);
+	col_text(st, 3, j->image, sizeof j->image);
+	col_text(st, 4, j->state, sizeof j->state);
+	j->pid = sqlite3_column_int64(st, 5);
+	j->pid_start = (uint64_t)sqlite3_column_int64(st, 6);
+	j->done_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+	j->total_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+	j->started = sqlite3_column_int64(st, 9);
+	j->finished = sqlite3_column_int64(st, 10);
+	col_text(st, 11, j->path, sizeof j->path);
+	j->version = sqlite3_column_int(st, 12);
+	col_text(st, 13, j->error, sizeof j->error);
+}
+
+/* Add j as running (-EEXIST if a job of its kind runs on its image). */
+int db_job_add(struct db *db, struct db_job *j)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, "INSERT INTO jobs (kind, image_id, image, state, total_bytes, started, path, version)"
+		       " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)", &st);
+	if (ret < 0)
+		return ret;
+	j->started = time(NULL);
+	bind_text(st, 1, j->kind);
+	sqlite3_bind_int64(st, 2, j->image_id);
+	bind_text(st, 3, j->image);
+	sqlite3_bind_int64(st, 4, (int64_t)j->total_bytes);
+	sqlite3_bind_int64(st, 5, j->started);
+	bind_text(st, 6, j->path);
+	sqlite3_bind_int(st, 7, j->version);
+	ret = exec_stmt(db, st, -ENOENT, "add job", NULL);
+	if (ret == 0) {
+		j->id = sqlite3_last_insert_rowid(db->h);
+		snprintf(j->state, sizeof j->state, "running");
+	}
+	return ret;
+}
+
+/* Run one UPDATE of a job that must still be running; -ENOENT if it is not. */
+static int job_update(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int changes = 0;
+	int ret = exec_stmt(db, st, -EIO, what, &changes);
+	return ret == 0 && changes == 0 ? -ENOENT : ret;
+}
+
+int db_job_set_pid(struct db *db, int64_t id, int64_t pid, uint64_t pid_start)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, "UPDATE jobs SET pid = ?2, pid_start = ?3 WHERE id = ?1 AND state = 'running'", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, pid);
+	sqlite3_bind_int64(st, 3, (int64_t)pid_start);
+	return job_update(db, st, "set job pid");
+}
+
+int db_job_progress(struct db *db, int64_t id, uint64_t done, uint64_t total)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, "UPDATE jobs SET done_bytes = ?2, total_bytes = ?3 WHERE id = ?1 AND state = 'running'", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)done);
+	sqlite3_bind_int64(st, 3, (int64_t)total);
+	return job_update(db, st, "job progress");
+}
+
+int db_job_finish(struct db *db, int64_t id, bool ok, const char *error)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, "UPDATE jobs SET state = ?2, finished = ?3, error = ?4,"
+		       " done_bytes = CASE WHEN ?2 = 'done' THEN total_bytes ELSE done_bytes END"
+		       " WHERE id = ?1 AND state = 'running'", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, ok ? "done" : "failed");
+	sqlite3_bind_int64(st, 3, time(NULL));
+	bind_text(st, 4, error ? error : "");
+	return job_update(db, st, "finish job");
+}
+
+int db_job_get(struct db *db, int64_t id, struct db_job *out)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, JOB_SELECT "WHERE id = ?1", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_job(st, out);
+	else
+		ret = rc == SQLITE_DONE ? -ENOENT : db_errno(db, rc, -EIO, "get job");
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -1018,5 +1145,23 @@ int db_client_menu_set(struct db *db, int64_t client_id, const int64_t *image_id
 		sqlite3_bind_int(st, 3, i);
 		ret = exec_stmt(db, st, -ENOENT, "set client menu", NULL);
 	}
+int db_job_list(struct db *db, bool running_only, int limit, int (*cb)(const struct db_job *, void *), void *arg)
+{
+	sqlite3_stmt *st;
+	int ret = prep(db, JOB_SELECT "WHERE (?1 = 0 OR state = 'running') ORDER BY id DESC LIMIT ?2", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int(st, 1, running_only);
+	sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_job j;
+		row_job(st, &j);
+		if ((ret = cb(&j, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_errno(db, rc, -EIO, "list jobs");
+	sqlite3_finalize(st);
 	return ret;
 }

@@ -86,6 +86,7 @@ struct db_version {
 	char data_path[DB_PATH_MAX], map_path[DB_PATH_MAX], base_path[DB_PATH_MAX];
 	char note[DB_TEXT_MAX];
 	int64_t created;
+	uint32_t block_size;              /* a delta's overlay granularity in bytes (0 on add = 4096) */
 };
 
 /* What a version is made of: a base file and the deltas over it, bottom first. */
@@ -169,6 +170,31 @@ int db_client_menu_get(struct db *db, int64_t client_id, struct db_menu *out);
 int db_client_menu_set(struct db *db, int64_t client_id, const int64_t *image_id, int n);
 const char *db_boot_name(int boot);     /* "sanboot", "linux" */
 int db_boot_parse(const char *s);       /* -1 if unknown */
+/* A background job (bootlinkctl image flatten): one row per run. At most
+ * one job of a kind runs per image (a unique index). A job whose process
+ * died is still 'running' here until someone notices (ctl/jobs.c). */
+struct db_job {
+	int64_t id, image_id;
+	char kind[16];                    /* "flatten" */
+	char image[DB_NAME_MAX];          /* the image's name when the job started */
+	char state[16];                   /* "running", "done", "failed" */
+	int64_t pid;                      /* the process doing it (0 until it starts) */
+	uint64_t pid_start;               /* its start time (/proc/PID/stat), against PID reuse */
+	uint64_t done_bytes, total_bytes; /* progress */
+	int64_t started, finished;        /* unix time; finished 0 while running */
+	char path[DB_PATH_MAX];           /* the file it writes (a temporary name until done) */
+	int version;                      /* the version it makes */
+	char error[DB_TEXT_MAX];          /* why it failed */
+};
+/* Add j as running (sets id, started); -EEXIST if one of its kind runs on its image. */
+int db_job_add(struct db *db, struct db_job *j);
+/* These change only a running job: -ENOENT if it is not (any more). */
+int db_job_set_pid(struct db *db, int64_t id, int64_t pid, uint64_t pid_start);
+int db_job_progress(struct db *db, int64_t id, uint64_t done, uint64_t total);
+int db_job_finish(struct db *db, int64_t id, bool ok, const char *error);
+int db_job_get(struct db *db, int64_t id, struct db_job *out);
+/* Jobs newest first (running_only: only running ones); limit 0 = all. */
+int db_job_list(struct db *db, bool running_only, int limit, int (*cb)(const struct db_job *, void *), void *arg);
 
 const char *db_mode_name(int mode);     /* "ephemeral" ... */
 int db_mode_parse(const char *s);       /* -1 if unknown */

@@ -10,10 +10,16 @@
  * bumps the client's overlay epoch, which bootlinkd compares at the
  * client's next boot, and deletes the files at once only when the client
  * is not connected.
+ *
+ * `overlay list` shows, per client, what the issue asks of it: the mode,
+ * the overlay's size and its RAM/file split, its granularity, and where it
+ * lives: the directory and the physical disk(s) behind it (common/stage.c,
+ * the same walk bootlinkd places overlays with).
  */
 #include "args.h"
 #include "ctl.h"
 #include "out.h"
+#include "stage.h"
 #include "store.h"
 #include "util.h"
 #include "vfile.h"
@@ -48,6 +54,7 @@ void ctl_client_live(const struct ctl *c, const char *mac, struct ctl_live *out)
 	out->conns = (unsigned)run_u64(dir, "connections");
 	out->ram_bytes = run_u64(dir, "overlay_ram_bytes");
 	out->file_bytes = run_u64(dir, "overlay_file_bytes");
+	out->block_bytes = (uint32_t)run_u64(dir, "overlay_block_bytes");
 	snprintf(p, sizeof p, "%s/overlay_dir", dir);
 	if (read_small_file(p, out->dir, sizeof out->dir) > 0)
 		str_rstrip(out->dir);
@@ -60,11 +67,16 @@ static const struct out_col list_cols[] = {
 	{ "mac", "MAC", 0 },
 	{ "mode", "MODE", 0 },
 	{ "image", "IMAGE", 0 },
+	{ NULL, "SIZE", COL_NUM | COL_HUMAN },
+	{ "bytes", NULL, COL_NUM | COL_JSON },
 	{ NULL, "RAM", COL_NUM | COL_HUMAN },
 	{ "ram_bytes", NULL, COL_NUM | COL_JSON },
 	{ NULL, "FILE", COL_NUM | COL_HUMAN },
 	{ "file_bytes", NULL, COL_NUM | COL_JSON },
+	{ NULL, "BLOCK", COL_NUM | COL_HUMAN },
+	{ "block_bytes", NULL, COL_NUM | COL_JSON },
 	{ "connections", "CONN", COL_NUM },
+	{ "disk", "DISK", 0 },
 	{ NULL, "OVERLAY DIR", COL_HUMAN },
 	{ "dir", NULL, COL_JSON },
 	{ "source", NULL, COL_JSON },
@@ -77,34 +89,51 @@ struct list_ctx {
 	bool running;
 };
 
+/* The physical disk(s) holding dir, "sda" or "sdb+sdc" ("-" if unknown). */
+static void disk_of(const char *dir, char *out, size_t len)
+{
+	struct stage_disk d;
+	snprintf(out, len, "-");
+	if (dir[0] && stage_disk_of_path(dir, &d) == 0)
+		stage_disks_str(&d, out, len);
+}
+
 /* db_client_list callback: one row, from the runtime tree or the files. */
 static int list_cb(const struct db_client *cl, void *arg)
 {
 	struct list_ctx *l = arg;
 	struct ctl_live live;
 	struct vfile_overlay ov;
-	char ram_h[32], file_h[32], ram[24], file[24], conns[16], epoch[24];
+	char ram_h[32], file_h[32], size_h[32], block_h[32], ram[24], file[24], size[24], block[16],
+		conns[16], epoch[24], disk[STAGE_MAX_DISKS * (STAGE_NAME_LEN + 1)];
 	const char *dir = "", *source = "none";
 	uint64_t ram_b = 0, file_b = 0;
+	uint32_t block_b = 0;
 	ctl_client_live(l->c, cl->mac, &live);
 	if (live.known) {
 		source = "daemon";
 		dir = live.dir;
 		ram_b = live.ram_bytes;
 		file_b = live.file_bytes;
+		block_b = live.block_bytes;
 	} else if (vfile_find_overlay(&l->c->conf, cl->mac, &ov) > 0) {
 		source = "files";
 		dir = ov.dir;
 		file_b = ov.data_bytes;
+		block_b = ov.info_block;
 	}
+	disk_of(dir, disk, sizeof disk);
 	snprintf(ram, sizeof ram, "%llu", (unsigned long long)ram_b);
 	snprintf(file, sizeof file, "%llu", (unsigned long long)file_b);
+	snprintf(size, sizeof size, "%llu", (unsigned long long)(ram_b + file_b));
+	snprintf(block, sizeof block, "%u", block_b);
 	snprintf(conns, sizeof conns, "%u", live.conns);
 	snprintf(epoch, sizeof epoch, "%lld", (long long)cl->overlay_epoch);
 	const char *cells[] = { cl->name, cl->mac, db_mode_name(cl->mode),
-				cl->image_name[0] ? cl->image_name : "-", out_size(ram_b, ram_h), ram,
-				out_size(file_b, file_h), file, conns, dir[0] ? dir : "-", dir, source,
-				epoch };
+				cl->image_name[0] ? cl->image_name : "-", out_size(ram_b + file_b, size_h), size,
+				out_size(ram_b, ram_h), ram, out_size(file_b, file_h), file,
+				block_b ? out_size(block_b, block_h) : "-", block, conns, disk,
+				dir[0] ? dir : "-", dir, source, epoch };
 	return out_table_row(l->t, cells);
 }
 

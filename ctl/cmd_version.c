@@ -20,6 +20,7 @@
 #include "args.h"
 #include "ctl.h"
 #include "out.h"
+#include "jobs.h"
 #include "progress.h"
 #include "store.h"
 #include "util.h"
@@ -308,6 +309,7 @@ static int vlist_cb(const struct db_version *v, void *arg)
 	else {
 		out_str("data_path", v->data_path);
 		out_str("map_path", v->map_path);
+		out_int("block_size", v->block_size);
 	}
 	int ret = version_row(arg, v->number, flat ? "flattened" : "delta", bytes, v->created,
 			      version_status(v), v->note);
@@ -530,6 +532,7 @@ static int record_commit(struct ctl *c, struct commit *k, struct db_version *v)
 	set_str(v->data_path, sizeof v->data_path, k->data);
 	set_str(v->map_path, sizeof v->map_path, k->map);
 	set_str(v->note, sizeof v->note, k->note);
+	v->block_size = k->ov.info_block; /* the delta keeps the overlay's granularity */
 	int ret = store_begin(c);
 	if (ret)
 		return ret;
@@ -575,6 +578,7 @@ static void commit_report(struct ctl *c, const struct commit *k, const struct db
 	out_str("map_path", v->map_path);
 	out_int("bytes", (int64_t)bytes);
 	out_int("blocks", (int64_t)k->changed);
+	out_int("block_size", v->block_size);
 	out_str("note", v->note);
 	out_int("created", v->created);
 	out_end();
@@ -713,125 +717,243 @@ int cmd_image_rollback(struct ctl *c, int argc, char **argv)
 	return CTL_OK;
 }
 
-/* ---- image flatten ---- */
+/* ---- image flatten ----
+ *
+ * A background job (jobs.h): the command checks, reserves the next
+ * version number and the output path in a jobs row (at most one flatten
+ * per image runs: the row is unique while running), starts a detached
+ * process and returns, or with --wait follows it with a progress bar.
+ * The process writes <path>.tmp, fsyncs it, renames it to <path>, fsyncs
+ * the directory, then in one transaction adds the version, makes it
+ * current, finishes the job and logs the event. Killed at any point
+ * before that transaction, it leaves the current version as it was; the
+ * next `bootlinkctl jobs` (or flatten) marks the job failed and removes
+ * the files it left.
+ */
 
-/* Write the chain to path (tmp + rename) with a progress bar. */
-static int flatten_file(const struct db_image *img, const struct db_chain *ch, const char *path,
-			uint64_t *size)
+/* What the job process needs; filled by the command before the fork. */
+struct flatjob {
+	struct db_image img;
+	struct db_chain *ch;
+	struct db_version v;           /* number and base_path reserved */
+	bool forced;
+};
+
+static volatile int job_stop;
+
+/* SIGINT/SIGTERM/SIGHUP in the job or while waiting. */
+static void on_job_signal(int sig)
 {
-	char tmp[VF_PATH_MAX], err[2600];
-	struct progress p;
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	catch_signals();
-	progress_init(&p, img->name);
-	int ret = vfile_flatten(ch, tmp, size, job_cb, &p, err, sizeof err);
-	progress_done(&p);
-	if (ret == 0 && rename(tmp, path) < 0) {
-		ret = -errno;
-		snprintf(err, sizeof err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-	}
-	if (ret == 0 && (ret = vfile_sync_parent(path)) < 0)
-		snprintf(err, sizeof err, "cannot sync %s: %s", path, strerror(-ret));
-	if (ret == 0)
-		return CTL_OK;
-	unlink(tmp);
-	unlink(path);
-	if (ret == -ECANCELED)
-		return out_fail("interrupted: nothing changed; version %d of image '%s' is still current",
-				ch->number, img->name);
-	return out_fail("%s; nothing changed", err);
+	(void)sig;
+	job_stop = 1;
 }
 
-/* Add the flattened file as version number, current, with its event. */
-static int record_flatten(struct ctl *c, const struct db_image *img, struct db_version *v,
-			  int deltas, bool forced)
+/* Catch the stop signals into job_stop. */
+static void catch_job_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_job_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* In the job: the version, current, the job done and the event, in one transaction. */
+static int record_flatten(struct ctl *c, const struct flatjob *f, struct db_version *v, int64_t job)
 {
 	char size[32];
+	int deltas = f->ch->ndeltas;
 	int ret = store_begin(c);
 	if (ret)
 		return ret;
-	if ((ret = add_current(c, img, v)))
+	if ((ret = add_current(c, &f->img, v)))
 		return store_abort(c, ret);
+	if ((ret = db_job_finish(c->db, job, true, NULL)) < 0)
+		return store_abort(c, store_fail(ret, "finishing job %lld", (long long)job));
 	return store_commit(c, NULL, "image", "image flatten %s: version %d (%d delta%s) -> version "
-			    "%d, %s%s", img->name, img->current_version, deltas, plural(deltas),
+			    "%d, %s%s (job %lld)", f->img.name, f->img.current_version, deltas, plural(deltas),
 			    v->number, out_size(vfile_disk_bytes(v->base_path), size),
-			    forced ? "; forced" : "");
+			    f->forced ? "; forced" : "", (long long)job);
 }
 
-/* What flatten reports. */
-static void flatten_report(const struct db_image *img, const struct db_version *v, uint64_t size,
-			   int deltas, const struct affected *a)
+/* The job process: write the file, then record it (see above). */
+static int flatten_job(struct ctl *jc, int64_t job, void *arg)
+{
+	struct flatjob *f = arg;
+	char tmp[VF_PATH_MAX], err[2600] = "";
+	const char *kbps = getenv("BOOTLINK_TEST_JOB_KBPS");
+	struct job_run run = { .c = jc, .id = job, .kbps = kbps ? strtoull(kbps, NULL, 10) : 0,
+			       .stop = &job_stop };
+	struct db_version v = f->v;
+	uint64_t size = 0;
+	catch_job_signals();
+	snprintf(tmp, sizeof tmp, "%s.tmp", v.base_path);
+	int ret = vfile_flatten(f->ch, tmp, &size, jobs_progress_cb, &run, err, sizeof err);
+	if (ret == 0 && rename(tmp, v.base_path) < 0) {
+		ret = -errno;
+		snprintf(err, sizeof err, "cannot rename %s to %s: %s", tmp, v.base_path, strerror(errno));
+	}
+	if (ret == 0 && (ret = vfile_sync_parent(v.base_path)) < 0)
+		snprintf(err, sizeof err, "cannot sync %s: %s", v.base_path, strerror(-ret));
+	if (ret == -ECANCELED)
+		snprintf(err, sizeof err, "stopped by a signal; nothing changed");
+	if (ret == 0 && record_flatten(jc, f, &v, job) != CTL_OK) {
+		ret = -EIO;
+		snprintf(err, sizeof err, "%s", out_last_error());
+	}
+	if (ret == 0)
+		return CTL_OK;
+	unlink(tmp);
+	unlink(v.base_path);
+	db_job_finish(jc->db, job, false, err);
+	return CTL_ERR;
+}
+
+/* What a finished flatten reports. */
+static void flatten_report(const struct flatjob *f, const struct db_job *j, const struct affected *a)
 {
 	char h[32], d[32];
-	uint64_t bytes = vfile_disk_bytes(v->base_path);
+	struct stat st;
+	uint64_t bytes = vfile_disk_bytes(j->path);
+	uint64_t size = stat(j->path, &st) == 0 ? (uint64_t)st.st_size : 0;
 	out_str("result", "flattened");
 	out_obj("version");
-	out_int("number", v->number);
+	out_int("number", j->version);
 	out_str("kind", "flattened");
-	out_str("path", v->base_path);
+	out_str("path", j->path);
 	out_int("size", (int64_t)size);
 	out_int("bytes", (int64_t)bytes);
-	out_str("note", v->note);
-	out_int("created", v->created);
+	out_str("note", f->v.note);
 	out_end();
 	out_text("image '%s': version %d (%d delta%s) flattened into version %d: %s (%s, %s on "
-		 "disk); it is now current\n", img->name, img->current_version, deltas, plural(deltas),
-		 v->number, v->base_path, out_size(size, h), out_size(bytes, d));
+		 "disk); it is now current\n", f->img.name, f->img.current_version, f->ch->ndeltas,
+		 plural(f->ch->ndeltas), j->version, j->path, out_size(size, h), out_size(bytes, d));
 	affected_text(a);
 }
 
-/* Checks, the file, the transaction. */
-static int flatten(struct ctl *c, const struct db_image *img, const struct db_chain *ch,
-		   const char *note, bool force)
+/* Refuse a second flatten of the image while one runs. */
+static int refuse_running(struct ctl *c, const struct db_image *img)
+{
+	struct db_job j;
+	char prog[96];
+	int r = jobs_running(c, img->id, "flatten", &j);
+	if (r < 0)
+		return store_fail(r, "listing jobs");
+	if (r == 0)
+		return CTL_OK;
+	out_obj("job");
+	jobs_json(&j);
+	out_end();
+	return out_fail("image '%s': a flatten is already running as job %lld (pid %lld, %s); wait for it "
+			"(bootlinkctl jobs) and run the command again if it fails", img->name, (long long)j.id,
+			(long long)j.pid, jobs_progress_str(&j, prog));
+}
+
+/* The jobs row, in a transaction with the event. */
+static int add_job(struct ctl *c, const struct flatjob *f, struct db_job *j)
+{
+	struct stat st;
+	*j = (struct db_job){ .image_id = f->img.id, .version = f->v.number };
+	set_str(j->kind, sizeof j->kind, "flatten");
+	set_str(j->image, sizeof j->image, f->img.name);
+	set_str(j->path, sizeof j->path, f->v.base_path);
+	j->total_bytes = stat(f->ch->base_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	int ret = store_begin(c);
+	if (ret)
+		return ret;
+	ret = db_job_add(c->db, j);
+	if (ret == -EEXIST) {
+		store_abort(c, CTL_ERR);
+		return refuse_running(c, &f->img);
+	}
+	if (ret < 0)
+		return store_abort(c, store_fail(ret, "adding a job"));
+	return store_commit(c, NULL, "image", "image flatten %s: job %lld started (version %d, %d delta%s -> "
+			    "version %d)", f->img.name, (long long)j->id, f->img.current_version, f->ch->ndeltas,
+			    plural(f->ch->ndeltas), f->v.number);
+}
+
+/* --wait: follow the job to its end and report it. */
+static int flatten_wait(struct ctl *c, const struct flatjob *f, int64_t id, const struct affected *a)
+{
+	struct db_job j;
+	catch_job_signals();
+	int ret = jobs_wait(c, id, f->img.name, &job_stop, &j);
+	if (ret)
+		return ret;
+	out_obj("job");
+	jobs_json(&j);
+	out_end();
+	if (strcmp(j.state, "done") == 0) {
+		flatten_report(f, &j, a);
+		return CTL_OK;
+	}
+	if (strcmp(j.state, "running") == 0) {
+		out_str("result", "started");
+		out_text("stopped waiting; job %lld goes on in the background (bootlinkctl jobs)\n", (long long)id);
+		return CTL_OK;
+	}
+	return out_fail("image '%s': flatten job %lld failed: %s; version %d is still current", f->img.name,
+			(long long)id, j.error, f->img.current_version);
+}
+
+/* Checks, the job row, the process; then report or follow it. */
+static int flatten(struct ctl *c, struct flatjob *f, const char *note, bool force, bool wait)
 {
 	char again[128];
 	struct affected a;
-	struct db_version v = { .image_id = img->id };
-	uint64_t size = 0;
+	struct db_job j;
 	int ret;
-	snprintf(again, sizeof again, "image flatten %s", img->name);
-	if ((ret = chain_present(img, ch)) || (ret = check_affected(c, img, NULL, force, again, &a)) ||
-	    (ret = next_number(c, img, &v.number)) ||
-	    (ret = version_path(c, img, v.number, "raw", v.base_path)) ||
-	    (ret = flatten_file(img, ch, v.base_path, &size)))
+	snprintf(again, sizeof again, "image flatten %s", f->img.name);
+	f->v = (struct db_version){ .image_id = f->img.id };
+	if ((ret = jobs_reap(c)) || (ret = refuse_running(c, &f->img)) || (ret = chain_present(&f->img, f->ch)) ||
+	    (ret = check_affected(c, &f->img, NULL, force, again, &a)) || (ret = next_number(c, &f->img, &f->v.number)) ||
+	    (ret = version_path(c, &f->img, f->v.number, "raw", f->v.base_path)))
 		return ret;
+	f->forced = a.n > 0;
 	if (note[0])
-		set_str(v.note, sizeof v.note, note);
+		set_str(f->v.note, sizeof f->v.note, note);
 	else
-		snprintf(v.note, sizeof v.note, "flattened version %d", img->current_version);
-	if ((ret = record_flatten(c, img, &v, ch->ndeltas, a.n > 0))) {
-		unlink(v.base_path);
+		snprintf(f->v.note, sizeof f->v.note, "flattened version %d", f->img.current_version);
+	if ((ret = add_job(c, f, &j)) || (ret = jobs_spawn(c, &j, flatten_job, f)))
 		return ret;
-	}
-	flatten_report(img, &v, size, ch->ndeltas, &a);
+	if (wait)
+		return flatten_wait(c, f, j.id, &a);
+	out_str("result", "started");
+	out_obj("job");
+	jobs_json(&j);
+	out_end();
+	out_text("image '%s': flattening version %d (%d delta%s) into version %d in the background: job "
+		 "%lld (pid %lld)\nfollow it with: bootlinkctl jobs\n", f->img.name, f->img.current_version,
+		 f->ch->ndeltas, plural(f->ch->ndeltas), f->v.number, (long long)j.id, (long long)j.pid);
+	affected_text(&a);
 	return CTL_OK;
 }
 
-/* image flatten NAME [--note TEXT] [--force] */
+/* image flatten NAME [--note TEXT] [--force] [--wait] */
 int cmd_image_flatten(struct ctl *c, int argc, char **argv)
 {
 	const char *pos[ARGS_MAX_POS], *note = "";
-	bool force = false;
-	const struct args_opt opts[] = { { .name = "note", .value = &note },
-					 { .name = "force", .flag = &force }, { 0 } };
-	struct db_image img;
-	struct db_chain *ch;
+	bool force = false, wait = false;
+	const struct args_opt opts[] = { { .name = "note", .value = &note }, { .name = "force", .flag = &force },
+					 { .name = "wait", .flag = &wait }, { 0 } };
+	struct flatjob f = { 0 };
 	int ret = args_parse(c, argc, argv, opts, pos);
 	if (ret)
 		return ret;
 	if (strlen(note) >= DB_TEXT_MAX)
 		return out_fail("note too long: at most %d bytes", DB_TEXT_MAX - 1);
-	if ((ret = store_open(c, false)) || (ret = store_image(c, pos[0], &img)) ||
-	    (ret = load_chain(c, &img, img.current_version, &ch)))
+	if ((ret = store_open(c, false)) || (ret = store_image(c, pos[0], &f.img)) ||
+	    (ret = load_chain(c, &f.img, f.img.current_version, &f.ch)))
 		return ret;
-	out_str("image", img.name);
-	out_int("previous", img.current_version);
-	if (ch->ndeltas == 0) {
+	out_str("image", f.img.name);
+	out_int("previous", f.img.current_version);
+	if (f.ch->ndeltas == 0) {
 		out_str("result", "unchanged");
 		out_text("image '%s': version %d is already one file (%s); nothing to flatten\n",
-			 img.name, img.current_version, ch->base_path);
+			 f.img.name, f.img.current_version, f.ch->base_path);
 	} else
-		ret = flatten(c, &img, ch, note, force);
-	free(ch);
+		ret = flatten(c, &f, note, force, wait);
+	free(f.ch);
 	return ret;
 }

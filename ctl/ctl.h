@@ -71,6 +71,9 @@ int cmd_image_commit(struct ctl *c, int argc, char **argv);
 int cmd_image_rollback(struct ctl *c, int argc, char **argv);
 int cmd_image_flatten(struct ctl *c, int argc, char **argv);
 
+/* jobs.c */
+int cmd_jobs(struct ctl *c, int argc, char **argv);
+
 /* cmd_overlay.c */
 int cmd_overlay_list(struct ctl *c, int argc, char **argv);
 int cmd_overlay_reset(struct ctl *c, int argc, char **argv);
@@ -82,6 +85,7 @@ struct ctl_live {
 	bool known;                      /* <paths/run>/clients/<mac>/ exists */
 	unsigned conns;                  /* open connections */
 	uint64_t ram_bytes, file_bytes;  /* overlay_ram_bytes, overlay_file_bytes */
+	uint32_t block_bytes;            /* overlay_block_bytes: the overlay's granularity (0 = no disk open) */
 	char dir[CONF_PATH_MAX];         /* overlay_dir */
 };
 void ctl_client_live(const struct ctl *c, const char *mac, struct ctl_live *out);

@@ -61,6 +61,12 @@ static void fail_line(const char *fmt, va_list ap)
 	fprintf(stderr, "bootlinkctl: %s\n", o.error);
 }
 
+/* The last out_fail() message ("" if none). */
+const char *out_last_error(void)
+{
+	return o.error;
+}
+
 /* Error line; returns CTL_ERR. */
 int out_fail(const char *fmt, ...)
 {

@@ -31,6 +31,9 @@ void out_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "bootlinkctl: MESSAGE" on stderr, keep it for the JSON document;
  * returns CTL_ERR so callers can `return out_fail(...)`. */
 int out_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last message out_fail() printed, "" if none (a background job
+ * records it as its error). */
+const char *out_last_error(void);
 /* The same for usage errors (the caller prints the usage after it). */
 int out_fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

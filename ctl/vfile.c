@@ -46,15 +46,18 @@ int vfile_overlay_dirs(const struct bl_conf *conf, char (*dirs)[CONF_PATH_MAX], 
 	return split_dirs(conf->dir, conf->overlay_dirs, dirs, max);
 }
 
-/* Parse "version=KEY epoch=N" from the .info file. */
+/* Parse "version=KEY epoch=N [block=BYTES]" from the .info file. */
 void vfile_read_info(struct vfile_overlay *ov)
 {
 	char buf[128];
 	long long key, epoch;
-	ov->has_info = read_small_file(ov->info, buf, sizeof buf) > 0 &&
-		       sscanf(buf, "version=%lld epoch=%lld", &key, &epoch) == 2;
+	unsigned long long block = VF_BLOCK;
+	int n = read_small_file(ov->info, buf, sizeof buf) > 0 ?
+		sscanf(buf, "version=%lld epoch=%lld block=%llu", &key, &epoch, &block) : 0;
+	ov->has_info = n >= 2 && vfile_block_valid(block);
 	ov->info_key = ov->has_info ? key : 0;
 	ov->info_epoch = ov->has_info ? epoch : 0;
+	ov->info_block = ov->has_info ? (uint32_t)block : VF_BLOCK;
 }
 
 /* Fill ov for stem in dir (the .map is known to exist). */
@@ -282,11 +285,13 @@ struct vdelta {
 	int fd;
 	const uint8_t *map;
 	size_t map_len;
+	uint32_t bsize;            /* the delta's granularity */
 };
 
-/* 2-bit state of block b in a delta (past the map's end: absent). */
-static int delta_state(const struct vdelta *d, uint64_t b)
+/* 2-bit state of the delta's block holding byte off (past the map's end: absent). */
+static int delta_state(const struct vdelta *d, uint64_t off)
 {
+	uint64_t b = off / d->bsize;
 	if (b / 4 >= d->map_len)
 		return VF_ABSENT;
 	int code = (d->map[b / 4] >> (2 * (b % 4))) & 3;
@@ -297,6 +302,10 @@ static int delta_state(const struct vdelta *d, uint64_t b)
 static int delta_open(const struct db_version *v, struct vdelta *d, char *err, size_t errlen)
 {
 	struct stat st;
+	d->bsize = v->block_size ? v->block_size : VF_BLOCK;
+	if (!vfile_block_valid(d->bsize))
+		return fail(err, errlen, -EINVAL, "version %d (%s) has an invalid granularity of %u bytes",
+			    v->number, v->map_path, d->bsize);
 	d->fd = open(v->data_path, O_RDONLY | O_CLOEXEC);
 	if (d->fd < 0)
 		return fail(err, errlen, -errno, "cannot read %s (version %d): %s", v->data_path,
@@ -343,14 +352,15 @@ static int base_chunk(int fd, uint8_t *buf, size_t len, uint64_t off, uint64_t s
 	return read_at(fd, buf, len, off);
 }
 
-/* Lay delta d's blocks of the chunk at off (nb blocks, len bytes) over buf. */
+/* Lay delta d's blocks of the chunk at off (nb 4 KiB units, len bytes)
+ * over buf. Whatever the delta's granularity, a 4 KiB unit lies in one of
+ * its blocks. */
 static int delta_chunk(const struct vdelta *d, uint8_t *buf, size_t len, uint64_t off, size_t nb)
 {
-	uint64_t b0 = off / VF_BLOCK;
 	for (size_t i = 0; i < nb;) {
-		int st = delta_state(d, b0 + i);
+		int st = delta_state(d, off + i * VF_BLOCK);
 		size_t j = i + 1;
-		while (j < nb && delta_state(d, b0 + j) == st)
+		while (j < nb && delta_state(d, off + j * VF_BLOCK) == st)
 			j++;
 		size_t from = i * VF_BLOCK, to = MIN(j * VF_BLOCK, len);
 		if (st == VF_ZERO)

@@ -8,9 +8,11 @@
  *
  * File formats are bootlinkd's (daemon/overlay.h): per client
  * <dir>/<mac without colons>.data (sparse, disk-sized, block data at its
- * disk offset), .map (2 bits per 4 KiB block: block b in byte b/4 at bits
- * 2*(b%4); 0 absent, 1 zero, 2 data) and .info ("version=KEY epoch=N",
- * KEY = image id << 24 | version number).
+ * disk offset), .map (2 bits per block of the overlay's granularity: block
+ * b in byte b/4 at bits 2*(b%4); 0 absent, 1 zero, 2 data) and .info
+ * ("version=KEY epoch=N block=BYTES", KEY = image id << 24 | version
+ * number; without block= the granularity is 4 KiB). A committed delta keeps
+ * its granularity in the database (versions.block_size).
  *
  * Functions return 0 (or a count) or -errno; the ones doing long I/O also
  * write a one-line reason naming the file to err. Their progress callback
@@ -29,11 +31,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VF_BLOCK 4096u
+#define VF_BLOCK 4096u                 /* smallest (and default) overlay granularity */
+#define VF_BLOCK_MAX (1u << 20)        /* largest */
 #define VF_PATH_MAX (CONF_PATH_MAX + 32)
 
 /* Map states (the .map file's 2-bit codes). */
 enum { VF_ABSENT = 0, VF_ZERO = 1, VF_DATA = 2 };
+
+/* True if bytes is an overlay granularity bootlinkd uses. */
+static inline bool vfile_block_valid(uint64_t bytes)
+{
+	return bytes >= VF_BLOCK && bytes <= VF_BLOCK_MAX && (bytes & (bytes - 1)) == 0;
+}
 
 /* Key bootlinkd writes in .info for an image version. */
 static inline int64_t vfile_version_key(int64_t image_id, int number)
@@ -47,6 +56,7 @@ struct vfile_overlay {
 	char data[VF_PATH_MAX], map[VF_PATH_MAX], info[VF_PATH_MAX];
 	bool has_info;                   /* .info was readable and well-formed */
 	int64_t info_key, info_epoch;    /* what .info says */
+	uint32_t info_block;             /* its granularity in bytes (4096 if .info does not say) */
 	uint64_t data_size;              /* apparent size of .data (the disk size) */
 	uint64_t data_bytes;             /* allocated bytes of .data */
 	uint64_t bytes;                  /* allocated bytes of .data + .map + .info */

@@ -42,6 +42,7 @@ static struct cdisk *clients;
 static char dirs[MAX_DIRS][1024];
 static int ndirs;
 static uint64_t ram_bytes, gap_ns;
+static uint32_t block_bytes = OV_BLOCK_DEFAULT; /* granularity of new overlays */
 static bool allow_image_disk;
 static bool dir_failed[MAX_DIRS];      /* an overlay there hit an I/O error: no new overlays */
 static struct stage_floor floor_;
@@ -50,6 +51,8 @@ void clients_configure(const struct bl_conf *c)
 {
 	pthread_mutex_lock(&lock);
 	ram_bytes = (uint64_t)c->overlay_ram_mb << 20;
+	block_bytes = overlay_bsize_valid((uint64_t)c->overlay_block_kb << 10) ? c->overlay_block_kb << 10
+									       : OV_BLOCK_DEFAULT;
 	allow_image_disk = c->overlay_allow_image_disk;
 	floor_ = (struct stage_floor){ .min_bytes = STAGE_FLOOR_DEFAULT_BYTES };
 	if (stage_floor_parse(c->overlay_min_free, &floor_) < 0) {
@@ -129,21 +132,40 @@ static struct cdisk *find(const char *mac)
 	return NULL;
 }
 
-/* A persistent overlay belongs to one image version and one overlay epoch:
- * the .info file says which. Another version (relink, commit, rollback) or
- * a newer epoch (overlay reset) discards it. */
-static void check_owner(const char *dir, const char *stem, const char *mac, int64_t version_key, int64_t epoch)
+/* A persistent overlay belongs to one image version and one overlay epoch,
+ * and has one granularity: the .info file says which ("version=KEY
+ * epoch=N block=BYTES"; files from before block= was recorded are 4 KiB).
+ * Another version (relink, commit, rollback) or a newer epoch (overlay
+ * reset) discards it, and so does an unreadable granularity. Returns the
+ * granularity the overlay has: its recorded one if it is kept, else
+ * block_bytes (the setting now) for a new one. */
+static uint32_t check_owner(const char *dir, const char *stem, const char *mac, int64_t version_key, int64_t epoch)
 {
-	char p[1200], buf[96], want[96];
+	char p[1200], mp[1200], buf[128], want[128];
+	long long key = 0, ep = 0;
+	unsigned long long bs = OV_BLOCK_DEFAULT;
 	snprintf(p, sizeof p, "%s/%s.info", dir, stem);
-	snprintf(want, sizeof want, "version=%lld epoch=%lld\n", (long long)version_key, (long long)epoch);
-	if (read_small_file(p, buf, sizeof buf) >= 0 && strcmp(buf, want) != 0) {
+	snprintf(mp, sizeof mp, "%s/%s.map", dir, stem);
+	bool have_map = access(mp, F_OK) == 0;
+	uint32_t bsize = have_map ? OV_BLOCK_DEFAULT : block_bytes; /* a map without .info: from before .info */
+	if (read_small_file(p, buf, sizeof buf) >= 0) {
 		str_rstrip(buf);
-		log_warn("client %s: persistent overlay in %s discarded: it was made for %s, the client now needs %.*s",
-			 mac, dir, buf, (int)strlen(want) - 1, want);
-		overlay_remove_files(dir, stem);
+		int n = sscanf(buf, "version=%lld epoch=%lld block=%llu", &key, &ep, &bs);
+		if (n < 2 || key != version_key || ep != epoch || !overlay_bsize_valid(bs)) {
+			log_warn("client %s: persistent overlay in %s discarded: it was made for %s, the client now needs "
+				 "version=%lld epoch=%lld", mac, dir, buf, (long long)version_key, (long long)epoch);
+			overlay_remove_files(dir, stem);
+			bsize = block_bytes;
+		} else if (have_map) {
+			bsize = (uint32_t)bs;
+		} else {
+			bsize = block_bytes; /* .info alone: nothing written yet */
+		}
 	}
+	snprintf(want, sizeof want, "version=%lld epoch=%lld block=%u\n", (long long)version_key, (long long)epoch,
+		 bsize);
 	write_small_file(p, want);
+	return bsize;
 }
 
 /* The overlay directory already holding a persistent overlay of stem (lock held). */
@@ -174,8 +196,9 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 			return -ENOSPC;
 		snprintf(c->dir, sizeof c->dir, "%.1000s", d);
 	}
+	uint32_t bsize = block_bytes;
 	if (c->mode != DB_MODE_EPHEMERAL)
-		check_owner(c->dir, stem, c->mac, e->img->id, e->epoch);
+		bsize = check_owner(c->dir, stem, c->mac, e->img->id, e->epoch);
 	struct vdisk *base;
 	struct overlay *ov;
 	int r = vdisk_open_image(e->img, &base);
@@ -183,7 +206,7 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 		snprintf(err, errlen, "client %s: out of memory", c->mac);
 		return r;
 	}
-	r = overlay_open(c->mac, c->mode, e->img->size, c->dir, stem, ram_bytes, &ov, err, errlen);
+	r = overlay_open(c->mac, c->mode, e->img->size, bsize, c->dir, stem, ram_bytes, &ov, err, errlen);
 	if (r == 0) {
 		r = vdisk_open_overlay(base, ov, &c->vd);
 		if (r < 0)
@@ -191,9 +214,9 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 	}
 	vdisk_put(base);
 	if (r == 0)
-		log_info("client %s: boot %llu: %s overlay %s on image '%s' (%s)", c->mac, (unsigned long long)c->boots,
-			 db_mode_name(c->mode), c->mode == DB_MODE_EPHEMERAL ? "started empty" : "opened", e->img->name,
-			 c->dir);
+		log_info("client %s: boot %llu: %s overlay %s on image '%s' (%s, %u KiB blocks)", c->mac,
+			 (unsigned long long)c->boots, db_mode_name(c->mode),
+			 c->mode == DB_MODE_EPHEMERAL ? "started empty" : "opened", e->img->name, c->dir, bsize >> 10);
 	return r;
 }
 
@@ -377,6 +400,7 @@ void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *
 		if (ov) {
 			pthread_mutex_lock(&ov->lock);
 			ci.ram_bytes = ov_ram_bytes(ov);
+			ci.block_bytes = ov->bsize;
 			ci.file_bytes = ov_file_bytes(ov);
 			ci.writes = ov->stat_writes;
 			ci.bytes_written = ov->stat_bytes_written;

@@ -52,6 +52,7 @@ struct client_info {
 	int mode;
 	unsigned conns;
 	uint64_t boots, ram_bytes, file_bytes, writes, bytes_written, errors, enospc, flushes;
+	uint32_t block_bytes;             /* the overlay's granularity (0: no disk open) */
 	char dir[1024];
 };
 void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *arg);

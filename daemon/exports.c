@@ -121,7 +121,8 @@ static int open_current(struct db *db, const struct db_image *di, struct export 
 	}
 	struct image_layer_spec sp[DB_CHAIN_MAX];
 	for (int i = 0; i < ch->ndeltas; i++)
-		sp[i] = (struct image_layer_spec){ ch->deltas[i].data_path, ch->deltas[i].map_path };
+		sp[i] = (struct image_layer_spec){ ch->deltas[i].data_path, ch->deltas[i].map_path,
+						   ch->deltas[i].block_size };
 	struct db_image base = *di;
 	snprintf(base.path, sizeof base.path, "%s", ch->base_path);
 	if (strcmp(base.path, di->path) != 0)

@@ -60,7 +60,8 @@ static int open_deltas(struct image *img, const struct db_image *di, const struc
 		return -ENOMEM;
 	for (int i = 0; i < n; i++) {
 		struct image_delta *d = &img->deltas[i];
-		int r = overlay_open_ro(di->name, img->size, sp[i].data_path, sp[i].map_path, &d->map, err, errlen);
+		int r = overlay_open_ro(di->name, img->size, sp[i].block_size ? sp[i].block_size : OV_BLOCK_DEFAULT,
+					sp[i].data_path, sp[i].map_path, &d->map, err, errlen);
 		if (r < 0)
 			return r;
 		d->fd = d->map->data_fd;
@@ -159,11 +160,14 @@ static size_t first_extent_after(const struct image *img, uint64_t off)
 	return lo;
 }
 
-/* The topmost delta state of 4 KiB block b (OV_ABSENT if no delta has it). */
-static enum ov_state delta_state(const struct image *img, uint64_t b, int *which)
+/* The topmost delta state of the OV_BLOCK_MIN block at byte offset off
+ * (OV_ABSENT if no delta has it). Each delta has its own granularity, a
+ * multiple of OV_BLOCK_MIN, so a 4 KiB block lies in one block of each. */
+static enum ov_state delta_state(const struct image *img, uint64_t off, int *which)
 {
 	for (int i = img->ndeltas; i-- > 0;) {
-		enum ov_state st = ov_get(img->deltas[i].map, b, NULL);
+		const struct overlay *m = img->deltas[i].map;
+		enum ov_state st = ov_get(m, off / m->bsize, NULL);
 		if (st != OV_ABSENT) {
 			*which = i;
 			return st;
@@ -180,23 +184,22 @@ bool image_extent_at(const struct image *img, uint64_t off, uint64_t len, uint64
 		return base_extent_at(img, off, len, len_out);
 	/* Walk 4 KiB blocks: a delta's block decides; else the base does. */
 	int which;
-	uint64_t b = off / OV_BLOCK;
-	enum ov_state st = delta_state(img, b, &which);
+	uint64_t b = off / OV_BLOCK_MIN;
+	enum ov_state st = delta_state(img, off, &which);
 	bool hole;
 	uint64_t run;
 	if (st == OV_ABSENT)
-		hole = base_extent_at(img, off, MIN(len, (b + 1) * OV_BLOCK - off), &run);
+		hole = base_extent_at(img, off, MIN(len, (b + 1) * OV_BLOCK_MIN - off), &run);
 	else {
 		hole = st == OV_ZERO;
-		run = MIN(len, (b + 1) * OV_BLOCK - off);
+		run = MIN(len, (b + 1) * OV_BLOCK_MIN - off);
 	}
 	while (run < len) {
 		uint64_t o = off + run, l;
-		b = o / OV_BLOCK;
-		enum ov_state s2 = delta_state(img, b, &which);
-		bool h2 = s2 == OV_ABSENT ? base_extent_at(img, o, MIN(len - run, OV_BLOCK), &l) : s2 == OV_ZERO;
+		enum ov_state s2 = delta_state(img, o, &which);
+		bool h2 = s2 == OV_ABSENT ? base_extent_at(img, o, MIN(len - run, OV_BLOCK_MIN), &l) : s2 == OV_ZERO;
 		if (s2 != OV_ABSENT)
-			l = MIN(len - run, OV_BLOCK);
+			l = MIN(len - run, OV_BLOCK_MIN);
 		if (h2 != hole)
 			break;
 		run += l;
@@ -280,16 +283,16 @@ static void apply_deltas(struct image_read *r)
 {
 	struct image *img = r->img;
 	uint64_t end = r->aoff + r->want;
-	size_t n = 0, cap = (r->want + OV_BLOCK - 1) / OV_BLOCK;
+	size_t n = 0, cap = (r->want + OV_BLOCK_MIN - 1) / OV_BLOCK_MIN;
 	r->dreads = calloc(cap ? cap : 1, sizeof *r->dreads);
 	if (!r->dreads) {
 		read_finish(r, -ENOMEM);
 		return;
 	}
-	for (uint64_t o = r->aoff; o < end; o += OV_BLOCK) {
+	for (uint64_t o = r->aoff; o < end; o += OV_BLOCK_MIN) {
 		int which;
-		uint32_t l = (uint32_t)MIN(OV_BLOCK, end - o);
-		enum ov_state st = delta_state(img, o / OV_BLOCK, &which);
+		uint32_t l = (uint32_t)MIN(OV_BLOCK_MIN, end - o);
+		enum ov_state st = delta_state(img, o, &which);
 		if (st == OV_ZERO) {
 			memset((uint8_t *)r->buf + (o - r->aoff), 0, l);
 		} else if (st == OV_FILE) {

@@ -42,6 +42,7 @@ struct image_delta {
 /* Where a version's delta files are (from the database). */
 struct image_layer_spec {
 	const char *data_path, *map_path;
+	uint32_t block_size;      /* the delta's granularity in bytes (0 = OV_BLOCK_DEFAULT) */
 };
 
 struct image {

@@ -1,7 +1,12 @@
 /* overlay.h — one client's write-back overlay: where its writes live.
  *
- * The overlay divides the disk into blocks of OV_BLOCK (4 KiB). Each block
- * is in one of four states:
+ * The overlay divides the disk into blocks of ov->bsize bytes (its
+ * granularity: a power of two from OV_BLOCK_MIN, 4 KiB, to OV_BLOCK_MAX,
+ * 1 MiB; overlay/block_kb, 4 KiB by default, when the overlay is created).
+ * A persistent overlay keeps the granularity it was created with (its .info
+ * file records it) whatever the setting says later; a committed version's
+ * delta keeps its own (versions.block_size). Each block is in one of four
+ * states:
  *
  *   ABSENT   never written: reads come from the image below
  *   ZERO     trimmed or zeroed: reads return zeros, no space is held
@@ -33,8 +38,10 @@
 
 #include "cache.h" /* struct cwait: waiters are handed to their own worker */
 
-#define OV_BLOCK 4096u
-#define OV_LEAF_BLOCKS 4096u          /* 16 MiB of disk per leaf */
+#define OV_BLOCK_MIN 4096u            /* smallest granularity; every other one is a multiple */
+#define OV_BLOCK_MAX (1u << 20)       /* largest granularity */
+#define OV_BLOCK_DEFAULT 4096u        /* what an overlay without a recorded granularity has */
+#define OV_LEAF_BLOCKS 4096u          /* blocks per leaf (16 MiB of disk at 4 KiB) */
 #define OV_MAP_PAGE 4096u             /* bytes of map file per dirty-tracking page */
 #define OV_BLOCKS_PER_MAP_PAGE (OV_MAP_PAGE * 4)
 
@@ -49,10 +56,11 @@ struct overlay {
 	char name[40];                    /* client MAC, for logs */
 	int mode;                         /* enum db_overlay_mode */
 	uint64_t size, nblocks;
+	uint32_t bsize;                   /* granularity in bytes (power of two, OV_BLOCK_MIN..OV_BLOCK_MAX) */
 	struct ov_leaf **leaves;
 	size_t nleaves;
 	/* RAM tier */
-	uint8_t **ram_chunks;             /* 1 MiB chunks of slots */
+	uint8_t **ram_chunks;             /* 1 MiB chunks of bsize slots */
 	uint32_t ram_max, ram_used, ram_alloc; /* slots allowed / in use / mapped */
 	uint32_t *ram_free;               /* stack of free slot numbers */
 	uint32_t ram_nfree;
@@ -76,15 +84,19 @@ struct overlay {
 	int last_errno;                   /* last I/O error other than ENOSPC (the disk may be failing) */
 };
 
-/* Create an overlay for a disk of `size` bytes in dir. Ephemeral: an
- * unnamed data file, RAM up to ram_bytes. Persistent/maintenance: files
- * <dir>/<file_stem>.data and .map, loaded if they exist. err gets a one-line
- * reason on failure. */
-int overlay_open(const char *name, int mode, uint64_t size, const char *dir, const char *file_stem,
-		 uint64_t ram_bytes, struct overlay **out, char *err, size_t errlen);
-/* Open a committed version's delta (data + map) read-only. */
-int overlay_open_ro(const char *name, uint64_t size, const char *data_path, const char *map_path,
-		    struct overlay **out, char *err, size_t errlen);
+/* True if bsize is a granularity an overlay may have. */
+bool overlay_bsize_valid(uint64_t bsize);
+
+/* Create an overlay for a disk of `size` bytes in dir, in blocks of bsize
+ * bytes (overlay_bsize_valid). Ephemeral: an unnamed data file, RAM up to
+ * ram_bytes. Persistent/maintenance: files <dir>/<file_stem>.data and .map,
+ * loaded if they exist (the caller passes the granularity they were made
+ * with). err gets a one-line reason on failure. */
+int overlay_open(const char *name, int mode, uint64_t size, uint32_t bsize, const char *dir,
+		 const char *file_stem, uint64_t ram_bytes, struct overlay **out, char *err, size_t errlen);
+/* Open a committed version's delta (data + map, blocks of bsize) read-only. */
+int overlay_open_ro(const char *name, uint64_t size, uint32_t bsize, const char *data_path,
+		    const char *map_path, struct overlay **out, char *err, size_t errlen);
 void overlay_close(struct overlay *ov);
 /* Make everything written so far durable, synchronously (blocking I/O: for
  * closing and shutdown, never on the request path). 0 or -errno. */

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "db.h"
 #include "log.h"
@@ -140,7 +141,7 @@ static void file_read_done(struct uop *op, int res, uint32_t flags)
 static void read_plan(struct ovread *o, struct overlay *ov)
 {
 	struct vd_req *r = o->r;
-	uint64_t end = r->off + r->len, b0 = r->off / OV_BLOCK, b1 = (end - 1) / OV_BLOCK;
+	uint64_t end = r->off + r->len, b0 = r->off / ov->bsize, b1 = (end - 1) / ov->bsize;
 	for (uint64_t b = b0; b <= b1;) {
 		uint8_t *ram;
 		enum ov_state st = ov_get(ov, b, &ram);
@@ -148,14 +149,14 @@ static void read_plan(struct ovread *o, struct overlay *ov)
 		if (st == OV_ABSENT || st == OV_FILE)
 			while (e <= b1 && ov_get(ov, e, NULL) == st)
 				e++;
-		uint64_t from = MAX(r->off, b * OV_BLOCK), to = MIN(end, e * OV_BLOCK);
+		uint64_t from = MAX(r->off, b * ov->bsize), to = MIN(end, e * ov->bsize);
 		uint8_t *dst = o->buf + (from - r->off);
 		switch (st) {
 		case OV_ZERO:
 			memset(dst, 0, to - from);
 			break;
 		case OV_RAM:
-			memcpy(dst, ram + (from - b * OV_BLOCK), to - from);
+			memcpy(dst, ram + (from - b * ov->bsize), to - from);
 			break;
 		case OV_ABSENT:
 			o->subs[o->nsub++] = (struct vd_req){ .off = from, .len = to - from };
@@ -171,14 +172,14 @@ static void read_plan(struct ovread *o, struct overlay *ov)
 static int ovr_read(struct vd_req *r)
 {
 	struct ovd *d = OVD(r);
-	uint64_t nb = (r->off + r->len - 1) / OV_BLOCK - r->off / OV_BLOCK + 1;
+	uint64_t nb = (r->off + r->len - 1) / d->ov->bsize - r->off / d->ov->bsize + 1;
 	struct ovread *o = calloc(1, sizeof *o);
 	if (!o)
 		return -ENOMEM;
 	o->r = r;
 	pthread_mutex_lock(&d->ov->lock);
 	bool absent = true;
-	for (uint64_t b = r->off / OV_BLOCK; b < r->off / OV_BLOCK + nb && absent; b++)
+	for (uint64_t b = r->off / d->ov->bsize; b < r->off / d->ov->bsize + nb && absent; b++)
 		absent = ov_get(d->ov, b, NULL) == OV_ABSENT;
 	if (absent) {
 		pthread_mutex_unlock(&d->ov->lock);
@@ -225,7 +226,17 @@ static int ovr_read(struct vd_req *r)
 
 /* ----------------------------------------------------------------- writes */
 
-static const uint8_t zero_block[OV_BLOCK]; /* source of the zeros written into partial blocks */
+/* Source of the zeros written into partial blocks: OV_BLOCK_MAX bytes of
+ * read-only anonymous memory (the kernel's zero page: no RAM), mapped once
+ * by the first vdisk_open_overlay(). */
+static const uint8_t *zero_block;
+static pthread_once_t zero_once = PTHREAD_ONCE_INIT;
+
+static void zero_map(void)
+{
+	void *m = mmap(NULL, OV_BLOCK_MAX, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	zero_block = m == MAP_FAILED ? NULL : m;
+}
 
 enum { IO_WRITE, IO_MAT, IO_PUNCH };
 
@@ -304,11 +315,11 @@ static struct ovio *add_io(struct ovwrite *o, int kind, uint64_t off, uint32_t l
 static int plan_new_block(struct ovwrite *o, struct overlay *ov, uint64_t b, uint64_t ps, uint64_t pe,
 			  const uint8_t *src)
 {
-	uint64_t bstart = b * OV_BLOCK, bend = MIN(bstart + OV_BLOCK, ov->size);
+	uint64_t bstart = b * ov->bsize, bend = MIN(bstart + ov->bsize, ov->size);
 	bool full = ps == bstart && pe == bend;
 	uint8_t *ram = ov_ram_alloc(ov, b);
 	if (ram) {
-		memset(ram, 0, OV_BLOCK);
+		memset(ram, 0, ov->bsize);
 		memcpy(ram + (ps - bstart), src, pe - ps);
 		return 0;
 	}
@@ -316,7 +327,7 @@ static int plan_new_block(struct ovwrite *o, struct overlay *ov, uint64_t b, uin
 		return -ENOMEM;
 	if (full)
 		return add_io(o, IO_WRITE, bstart, (uint32_t)(bend - bstart), src) ? 0 : -ENOMEM;
-	uint8_t *blk = calloc(1, OV_BLOCK);
+	uint8_t *blk = calloc(1, ov->bsize);
 	struct ovio *io = blk ? add_io(o, IO_WRITE, bstart, (uint32_t)(bend - bstart), blk) : NULL;
 	if (!io) {
 		free(blk);
@@ -332,7 +343,7 @@ static int plan_new_block(struct ovwrite *o, struct overlay *ov, uint64_t b, uin
 static int write_plan(struct ovwrite *o, struct overlay *ov)
 {
 	struct vd_req *r = o->r;
-	uint64_t end = r->off + r->len, b0 = r->off / OV_BLOCK, b1 = (end - 1) / OV_BLOCK;
+	uint64_t end = r->off + r->len, b0 = r->off / ov->bsize, b1 = (end - 1) / ov->bsize;
 	for (uint64_t b = b0; b <= b1; b++)
 		if (ov_busy(ov, b)) {
 			o->wt.next = ov->waiters;
@@ -340,7 +351,7 @@ static int write_plan(struct ovwrite *o, struct overlay *ov)
 			return 1;
 		}
 	for (uint64_t b = b0; b <= b1; b++) {
-		uint64_t bstart = b * OV_BLOCK, bend = MIN(bstart + OV_BLOCK, ov->size);
+		uint64_t bstart = b * ov->bsize, bend = MIN(bstart + ov->bsize, ov->size);
 		uint64_t ps = MAX(r->off, bstart), pe = MIN(end, bend);
 		bool full = ps == bstart && pe == bend;
 		const uint8_t *src = o->data ? o->data + (ps - r->off) : zero_block;
@@ -467,7 +478,7 @@ static void mat_base_done(struct vd_req *sub, int res)
 	struct ovio *io = sub->owner;
 	struct ovwrite *o = io->o;
 	struct overlay *ov = OVD(o->r)->ov;
-	if (res < 0 || !(io->own = calloc(1, OV_BLOCK))) {
+	if (res < 0 || !(io->own = calloc(1, ov->bsize))) {
 		o->err = res < 0 ? res : -ENOMEM;
 		vd_req_release(sub);
 		write_settle(o);
@@ -483,7 +494,7 @@ static void mat_base_done(struct vd_req *sub, int res)
 	pthread_mutex_lock(&ov->lock);
 	uint8_t *ram = ov_ram_alloc(ov, io->blk);
 	if (ram)
-		memcpy(ram, io->own, OV_BLOCK);
+		memcpy(ram, io->own, ov->bsize);
 	else if (o->ntofile < o->cap)
 		o->tofile[o->ntofile++] = io->blk; /* own_block reserved the room */
 	pthread_mutex_unlock(&ov->lock);
@@ -805,11 +816,11 @@ static int ovr_extents(struct vdisk *vd, uint64_t off, uint64_t len, struct vd_e
 	int n = 0;
 	pthread_mutex_lock(&ov->lock);
 	while (len && n < max) {
-		uint64_t b = off / OV_BLOCK, e = b + 1;
+		uint64_t b = off / ov->bsize, e = b + 1;
 		enum ov_state st = ov_get(ov, b, NULL);
-		while (e * OV_BLOCK < off + len && ov_get(ov, e, NULL) == st)
+		while (e * ov->bsize < off + len && ov_get(ov, e, NULL) == st)
 			e++;
-		uint64_t run = MIN(off + len, e * OV_BLOCK) - off;
+		uint64_t run = MIN(off + len, e * ov->bsize) - off;
 		if (st == OV_ABSENT) {
 			struct vd_extent tmp[64];
 			int k = d->base->ops->extents(d->base, off, run, tmp, MIN(max - n + 1, 64));
@@ -864,6 +875,9 @@ static const struct vdisk_ops overlay_ops = {
 
 int vdisk_open_overlay(struct vdisk *base, struct overlay *ov, struct vdisk **out)
 {
+	pthread_once(&zero_once, zero_map);
+	if (!zero_block)
+		return -ENOMEM;
 	struct vdisk *vd = calloc(1, sizeof *vd);
 	struct ovd *d = calloc(1, sizeof *d);
 	if (!vd || !d) {

@@ -24,7 +24,17 @@
 #define LOC_SLOT(v)  ((v) & 0x3fffffffu)
 #define LOC(st, slot) (((uint32_t)(st) << 30) | (slot))
 #define RAM_CHUNK (1u << 20)
-#define SLOTS_PER_CHUNK (RAM_CHUNK / OV_BLOCK)
+
+/* RAM slots (of ov->bsize bytes) in one RAM_CHUNK: at least one. */
+static inline uint32_t slots_per_chunk(const struct overlay *ov)
+{
+	return RAM_CHUNK / ov->bsize;
+}
+
+bool overlay_bsize_valid(uint64_t bsize)
+{
+	return bsize >= OV_BLOCK_MIN && bsize <= OV_BLOCK_MAX && (bsize & (bsize - 1)) == 0;
+}
 
 enum ov_state ov_get(const struct overlay *ov, uint64_t b, uint8_t **ram)
 {
@@ -35,7 +45,7 @@ enum ov_state ov_get(const struct overlay *ov, uint64_t b, uint8_t **ram)
 	enum ov_state st = LOC_STATE(v);
 	if (st == OV_RAM && ram) {
 		uint32_t s = LOC_SLOT(v);
-		*ram = ov->ram_chunks[s / SLOTS_PER_CHUNK] + (size_t)(s % SLOTS_PER_CHUNK) * OV_BLOCK;
+		*ram = ov->ram_chunks[s / slots_per_chunk(ov)] + (size_t)(s % slots_per_chunk(ov)) * ov->bsize;
 	}
 	return st;
 }
@@ -83,7 +93,7 @@ int ov_set(struct overlay *ov, uint64_t b, enum ov_state st)
 /* Map one more 1 MiB chunk of RAM slots. */
 static int ram_grow(struct overlay *ov)
 {
-	size_t nchunks = ov->ram_alloc / SLOTS_PER_CHUNK;
+	size_t nchunks = ov->ram_alloc / slots_per_chunk(ov);
 	uint8_t **nc = realloc(ov->ram_chunks, (nchunks + 1) * sizeof *nc);
 	if (!nc)
 		return -ENOMEM;
@@ -92,9 +102,9 @@ static int ram_grow(struct overlay *ov)
 	if (m == MAP_FAILED)
 		return -ENOMEM;
 	nc[nchunks] = m;
-	for (uint32_t i = SLOTS_PER_CHUNK; i-- > 0;)
+	for (uint32_t i = slots_per_chunk(ov); i-- > 0;)
 		ov->ram_free[ov->ram_nfree++] = ov->ram_alloc + i;
-	ov->ram_alloc += SLOTS_PER_CHUNK;
+	ov->ram_alloc += slots_per_chunk(ov);
 	return 0;
 }
 
@@ -229,9 +239,23 @@ static int open_files(struct overlay *ov, const char *stem, char *err, size_t er
 	return 0;
 }
 
-int overlay_open(const char *name, int mode, uint64_t size, const char *dir, const char *stem,
-		 uint64_t ram_bytes, struct overlay **out, char *err, size_t errlen)
+/* Sizes that follow from ov->size and ov->bsize. */
+static void set_geometry(struct overlay *ov, uint64_t size, uint32_t bsize)
 {
+	ov->size = size;
+	ov->bsize = bsize;
+	ov->nblocks = (size + bsize - 1) / bsize;
+	ov->nleaves = (ov->nblocks + OV_LEAF_BLOCKS - 1) / OV_LEAF_BLOCKS;
+	ov->map_pages = (ov->nblocks + OV_BLOCKS_PER_MAP_PAGE - 1) / OV_BLOCKS_PER_MAP_PAGE;
+}
+
+int overlay_open(const char *name, int mode, uint64_t size, uint32_t bsize, const char *dir,
+		 const char *stem, uint64_t ram_bytes, struct overlay **out, char *err, size_t errlen)
+{
+	if (!overlay_bsize_valid(bsize)) {
+		snprintf(err, errlen, "overlay for %s: invalid granularity %u bytes", name, bsize);
+		return -EINVAL;
+	}
 	struct overlay *ov = calloc(1, sizeof *ov);
 	if (!ov)
 		return -ENOMEM;
@@ -239,14 +263,11 @@ int overlay_open(const char *name, int mode, uint64_t size, const char *dir, con
 	snprintf(ov->name, sizeof ov->name, "%s", name);
 	snprintf(ov->dir, sizeof ov->dir, "%s", dir);
 	ov->mode = mode;
-	ov->size = size;
-	ov->nblocks = (size + OV_BLOCK - 1) / OV_BLOCK;
-	ov->nleaves = (ov->nblocks + OV_LEAF_BLOCKS - 1) / OV_LEAF_BLOCKS;
-	ov->map_pages = (ov->nblocks + OV_BLOCKS_PER_MAP_PAGE - 1) / OV_BLOCKS_PER_MAP_PAGE;
+	set_geometry(ov, size, bsize);
 	ov->data_fd = ov->map_fd = -1;
-	ov->ram_max = mode == DB_MODE_EPHEMERAL ? (uint32_t)MIN(ram_bytes / OV_BLOCK, 0x3fffffffull) : 0;
+	ov->ram_max = mode == DB_MODE_EPHEMERAL ? (uint32_t)MIN(ram_bytes / bsize, 0x3fffffffull) : 0;
 	ov->leaves = calloc(ov->nleaves ? ov->nleaves : 1, sizeof *ov->leaves);
-	ov->ram_free = malloc(((size_t)ov->ram_max + SLOTS_PER_CHUNK) * sizeof *ov->ram_free);
+	ov->ram_free = malloc(((size_t)ov->ram_max + slots_per_chunk(ov)) * sizeof *ov->ram_free);
 	ov->map_dirty = calloc(ov->map_pages ? ov->map_pages : 1, 1);
 	int r = -ENOMEM;
 	if (!ov->leaves || !ov->ram_free || !ov->map_dirty) {
@@ -267,9 +288,14 @@ fail:
 	return r;
 }
 
-int overlay_open_ro(const char *name, uint64_t size, const char *data_path, const char *map_path,
-		    struct overlay **out, char *err, size_t errlen)
+int overlay_open_ro(const char *name, uint64_t size, uint32_t bsize, const char *data_path,
+		    const char *map_path, struct overlay **out, char *err, size_t errlen)
 {
+	if (!overlay_bsize_valid(bsize)) {
+		snprintf(err, errlen, "image '%s': version %s has an invalid granularity (%u bytes)", name,
+			 map_path, bsize);
+		return -EINVAL;
+	}
 	struct overlay *ov = calloc(1, sizeof *ov);
 	if (!ov)
 		return -ENOMEM;
@@ -278,10 +304,7 @@ int overlay_open_ro(const char *name, uint64_t size, const char *data_path, cons
 	snprintf(ov->data_path, sizeof ov->data_path, "%s", data_path);
 	snprintf(ov->map_path, sizeof ov->map_path, "%s", map_path);
 	ov->mode = DB_MODE_PERSISTENT;
-	ov->size = size;
-	ov->nblocks = (size + OV_BLOCK - 1) / OV_BLOCK;
-	ov->nleaves = (ov->nblocks + OV_LEAF_BLOCKS - 1) / OV_LEAF_BLOCKS;
-	ov->map_pages = (ov->nblocks + OV_BLOCKS_PER_MAP_PAGE - 1) / OV_BLOCKS_PER_MAP_PAGE;
+	set_geometry(ov, size, bsize);
 	ov->leaves = calloc(ov->nleaves ? ov->nleaves : 1, sizeof *ov->leaves);
 	ov->map_dirty = calloc(ov->map_pages ? ov->map_pages : 1, 1);
 	ov->ram_free = malloc(sizeof *ov->ram_free);
@@ -340,7 +363,7 @@ void overlay_close(struct overlay *ov)
 	for (size_t i = 0; i < ov->nleaves && ov->leaves; i++)
 		free(ov->leaves[i]);
 	free(ov->leaves);
-	for (size_t i = 0; i < ov->ram_alloc / SLOTS_PER_CHUNK; i++)
+	for (size_t i = 0; ov->bsize && i < ov->ram_alloc / slots_per_chunk(ov); i++)
 		munmap(ov->ram_chunks[i], RAM_CHUNK);
 	free(ov->ram_chunks);
 	free(ov->ram_free);
@@ -369,12 +392,12 @@ int overlay_remove_files(const char *dir, const char *stem)
 
 uint64_t ov_ram_bytes(const struct overlay *ov)
 {
-	return (uint64_t)ov->ram_used * OV_BLOCK;
+	return (uint64_t)ov->ram_used * ov->bsize;
 }
 
 uint64_t ov_file_bytes(const struct overlay *ov)
 {
-	return ov->file_blocks * OV_BLOCK;
+	return ov->file_blocks * ov->bsize;
 }
 
 bool ov_sane(const struct overlay *ov)

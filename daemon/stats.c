@@ -263,6 +263,7 @@ static void dump_client(const struct client_info *ci, void *arg)
 	put_file(dir, "overlay_dir", "%s", ci->dir);
 	put_file(dir, "overlay_ram_bytes", "%" PRIu64, ci->ram_bytes);
 	put_file(dir, "overlay_file_bytes", "%" PRIu64, ci->file_bytes);
+	put_file(dir, "overlay_block_bytes", "%u", ci->block_bytes);
 	put_file(dir, "writes", "%" PRIu64, ci->writes);
 	put_file(dir, "bytes_written", "%" PRIu64, ci->bytes_written);
 	put_file(dir, "write_errors", "%" PRIu64, ci->errors);

@@ -10,7 +10,7 @@
  *   <run>/connections/<id>/{peer,export,protocol,requests,bytes_read,bytes_written,errors,since}
  *   <run>/images/<name>/{id,path,size,connections,requests,bytes_read,disk_reads,disk_bytes,errors,
  *                        version,bootset_blocks}
- *   <run>/clients/<mac>/{mode,connections,boots,overlay_dir,overlay_ram_bytes,overlay_file_bytes,
+ *   <run>/clients/<mac>/{mode,connections,boots,overlay_dir,overlay_ram_bytes,overlay_file_bytes,overlay_block_bytes,
  *                        writes,bytes_written,write_errors,enospc,flushes}
  *   <run>/overlay_dirs/<n>/{path,state (ok|nearly-full|failed|missing),clients,free_bytes,total_bytes}
  *   <run>/totals/{connections,exports}

@@ -331,8 +331,8 @@ ok "client set: menus (unknown images refused, image rm cascades, none clears), 
 if command -v sqlite3 >/dev/null; then
 	v=$(timeout 10 sqlite3 "$DB" "SELECT value FROM meta WHERE key = 'schema_version'")
 	j=$(timeout 10 sqlite3 "$DB" "PRAGMA journal_mode")
-	[[ $v == 3 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
-	ok "database: schema_version 3, WAL mode"
+	[[ $v == 4 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
+	ok "database: schema_version 4, WAL mode"
 fi
 
 echo "all $n checks passed"

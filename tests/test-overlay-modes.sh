@@ -93,11 +93,13 @@ gap 3600
 nt "$(nbd_uri "client/$E")" "${W1[@]}" || fail "ephemeral client: write failed"
 closed "$E"
 boots=$(rt "$E" boots)
-# W1 covers 518 blocks of 4 KiB; overlay/ram_mb=1 holds 256 of them, the rest
-# went to an unnamed file (nothing named after the client in the directory).
+# W1 covers 518 blocks of 4 KiB (35 of 64 KiB); overlay/ram_mb=1 holds 256
+# (16) of them, the rest went to an unnamed file (nothing named after the
+# client in the directory).
+nb=$(ov_blocks "$SIZE" 0:4096 10000:5000 65535:2 $((1 << 20)):$((2 << 20)) -2500:2500)
 ram=$(rt "$E" overlay_ram_bytes) file=$(rt "$E" overlay_file_bytes)
-[[ $ram == $((1 << 20)) && $((ram + file)) == $((518 * 4096)) ]] ||
-	fail "ephemeral client after 518 blocks of writes with overlay/ram_mb=1: overlay_ram_bytes=$ram overlay_file_bytes=$file, expected 1048576 and $((518 * 4096 - (1 << 20)))"
+[[ $ram == $((1 << 20)) && $((ram + file)) == $((nb * OVBLK)) ]] ||
+	fail "ephemeral client after $nb blocks of $OVBLK bytes of writes with overlay/ram_mb=1: overlay_ram_bytes=$ram overlay_file_bytes=$file, expected 1048576 and $((nb * OVBLK - (1 << 20)))"
 [[ -z $(find "$T/conf/overlays" -name "${E//:/}*" 2>/dev/null) ]] ||
 	fail "an ephemeral overlay left named files: $(find "$T/conf/overlays" -name "${E//:/}*")"
 ok "ephemeral: RAM tier full at overlay/ram_mb (1 MiB), the rest in an unnamed file ($file bytes)"

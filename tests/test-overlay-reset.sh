@@ -92,12 +92,15 @@ mapfile -t steps < <(write_steps "$T/e1" 8192:8192)
 spawn nbdio "$(nbd_uri "$E")" "${steps[@]}" flush hold:"$T/hold"
 holder=$!
 wait_for 10 test -e "$T/hold" || fail "ephemeral client did not connect"
-# P wrote 1 + 1 + 2 + 16 + 1 blocks (the last 1000 bytes are the partial last block).
-wait_for 5 overlay_is "$E" mode ram_bytes connections source "ephemeral 8192 1 daemon" ||
+# P wrote 1 + 1 + 2 + 16 + 1 blocks of 4 KiB (the last 1000 bytes are the
+# partial last block); E holds 8 KiB (at most one block of a larger granularity).
+pblocks=$(ov_blocks "$SIZE" 0:100 5000:3 12287:2 $((1 << 20)):65536 $((SIZE - 1000)):1000)
+eram=$(($(ov_blocks "$SIZE" 8192:8192) * OVBLK))
+wait_for 5 overlay_is "$E" mode ram_bytes connections source "ephemeral $eram 1 daemon" ||
 	fail "overlay list for $E: $(overlay "$E" mode ram_bytes file_bytes connections source)"
-wait_for 5 overlay_is "$P" mode file_bytes connections source "persistent $((21 * 4096)) 0 daemon" ||
+wait_for 5 overlay_is "$P" mode file_bytes connections source "persistent $((pblocks * OVBLK)) 0 daemon" ||
 	fail "overlay list for $P: $(overlay "$P" mode ram_bytes file_bytes connections source)"
-ctl overlay list | grep -q "^PC002 .* ephemeral .* 8.0 KiB" || fail "human overlay list: $(ctl overlay list)"
+((OVBLK != 4096)) || ctl overlay list | grep -q "^PC002 .* ephemeral .* 8.0 KiB" || fail "human overlay list: $(ctl overlay list)"
 rm -f "$T/hold"
 wait "$holder" || fail "ephemeral writer failed"
 ok "overlay list: $E ephemeral with 8 KiB in RAM and 1 connection, $P persistent with 84 KiB of file blocks"
@@ -134,7 +137,7 @@ mapfile -t steps < <(write_steps "$T/p3" 0:8192)
 nbdio "$(nbd_uri "$P")" "${steps[@]}" flush
 wait_for 5 conns_are "$P" 0 || fail "$P still connected"
 stop_daemon
-[[ $(overlay "$P" mode file_bytes connections source) == "persistent 8192 0 files" ]] ||
+[[ $(overlay "$P" mode file_bytes connections source) == "persistent $(($(ov_blocks "$SIZE" 0:8192) * OVBLK)) 0 files" ]] ||
 	fail "overlay list without the daemon: $(overlay "$P" mode file_bytes connections source)"
 [[ $(ctl --json overlay list | json 'd["daemon_running"]') == False ]] || fail "daemon_running"
 ctl overlay reset "$P" | grep -q "deleted its overlay files" || fail "reset with the daemon stopped"

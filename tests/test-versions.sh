@@ -178,7 +178,7 @@ grep -q "has no version 9" "$T/out" || fail "rollback to 9: $(cat "$T/out")"
 ok "rollback to 1 serves the original file; back to 3 refused for $P's overlay, then forced; version 9 refused"
 
 # ---- flatten
-ctl --json image flatten base >"$T/flat.json"
+ctl --json image flatten base --wait >"$T/flat.json"
 raw=$(json 'd["version"]["path"]' <"$T/flat.json")
 [[ $(json 'd["version"]["number"], d["version"]["kind"]' <"$T/flat.json") == "4 flattened" ]] ||
 	fail "flatten: $(cat "$T/flat.json")"

@@ -4,6 +4,8 @@
 # line it prints says why) or anything else (fail). It runs with `set -eEuo
 # pipefail`: any failing command fails the test with its line number.
 #
+#   $OVBLK                  overlay granularity in bytes the test runs with:
+#                           OVERLAY_BLOCK_KB (environment) KiB, default 4096
 #   need CMD...             skip unless every CMD is installed
 #   need_python_module M    skip unless Debian's python3 can import M
 #   need_bootlink           skip unless $BUILD/bootlinkd and bootlinkctl are built
@@ -24,6 +26,8 @@
 #   nbd_uri NAME            nbd://HOST:PORT/NAME (NAME percent-encoded as needed)
 #   nbd_export_visible NAME / nbd_export_listed NAME / nbd_export_unlisted NAME
 #                           for wait_for after a database change
+#   ov_blocks SIZE OFF:LEN...  overlay blocks ($OVBLK bytes) the ranges touch
+#   rerun_at_block_kb KB TEST...  run tests/test-TEST.sh again with OVERLAY_BLOCK_KB=KB
 #   mkimage PATH SIZE       SIZE bytes of random data (SIZE: 4096, 1M, 1M+1, 2G)
 #   mkimage_sparse PATH SIZE [OFFSET...]
 #                           a sparse file with 4 KiB random blocks at OFFSETs
@@ -57,6 +61,7 @@ TESTS=$SRCDIR/tests
 TEST_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TMPDIR:-/tmp}/bootlink-$TEST_NAME.XXXXXX")
 RUN=$T/conf/run
+OVBLK=$((${OVERLAY_BLOCK_KB:-4} * 1024))
 DAEMON_PID=""
 NBD_HOST="" NBD_PORT="" NBD_ADDR=""
 _PIDS=()
@@ -192,6 +197,42 @@ to_bytes() {
 	echo $((s + add))
 }
 
+# ov_blocks SIZE OFF:LEN...: how many overlay blocks ($OVBLK bytes) the
+# ranges touch on a disk of SIZE bytes (a negative OFF counts from the end).
+ov_blocks() {
+	local size=$1 r off len b
+	shift
+	declare -A seen=()
+	for r; do
+		off=${r%%:*} len=${r#*:}
+		((off < 0)) && off=$((size + off))
+		for ((b = off / OVBLK; b <= (off + len - 1) / OVBLK; b++)); do seen[$b]=1; done
+	done
+	echo "${#seen[@]}"
+}
+
+# rerun_at_block_kb KB TEST...: run tests/test-TEST.sh with OVERLAY_BLOCK_KB=KB
+# (each in $T, output in $T/TEST.log); fail naming the ones that failed.
+rerun_at_block_kb() {
+	local kb=$1 t st failed=()
+	shift
+	for t; do
+		st=0
+		(cd "$T" && OVERLAY_BLOCK_KB=$kb timeout --kill-after=10 240 bash "$TESTS/test-$t.sh" \
+			>"$T/$t.log" 2>&1 </dev/null) || st=$?
+		case $st in
+		0) ok "test-$t with $kb KiB overlay blocks: passed" ;;
+		77) ok "test-$t with $kb KiB overlay blocks: skipped ($(tail -n 1 "$T/$t.log"))" ;;
+		*)
+			echo "--- test-$t with OVERLAY_BLOCK_KB=$kb failed ($st):" >&2
+			tail -n 30 "$T/$t.log" >&2
+			failed+=("$t")
+			;;
+		esac
+	done
+	((${#failed[@]} == 0)) || fail "with $kb KiB overlay blocks: ${failed[*]} failed"
+}
+
 mkimage() {
 	local path=$1 size
 	size=$(to_bytes "$2")
@@ -244,6 +285,9 @@ make_conf() {
 		conf_set paths/db db/bootlink.db
 		conf_set paths/run run
 		conf_set workers 2
+		# OVERLAY_BLOCK_KB=64 runs a test with another overlay granularity
+		# (tests/test-overlay-granularity.sh); $OVBLK is it in bytes.
+		[[ -z ${OVERLAY_BLOCK_KB:-} ]] || conf_set overlay/block_kb "$OVERLAY_BLOCK_KB"
 		_CONF_MADE=1
 	fi
 	for kv; do
