@@ -1014,6 +1014,33 @@ int db_client_menu_get(struct db *db, int64_t client_id, struct db_menu *out)
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		ret = db_errno(db, rc, -EIO, "get client menu");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Replace client_id's menu with image_id[0..n) (n = 0: no menu). */
+int db_client_menu_set(struct db *db, int64_t client_id, const int64_t *image_id, int n)
+{
+	sqlite3_stmt *st;
+	if (n < 0 || n > DB_MENU_MAX)
+		return -E2BIG;
+	int ret = prep(db, "DELETE FROM client_menu WHERE client_id = ?1", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, client_id);
+	if ((ret = exec_stmt(db, st, -EIO, "clear client menu", NULL)) < 0)
+		return ret;
+	for (int i = 0; i < n && ret == 0; i++) {
+		if ((ret = prep(db, "INSERT INTO client_menu (client_id, image_id, pos) VALUES (?1, ?2, ?3)", &st)) < 0)
+			break;
+		sqlite3_bind_int64(st, 1, client_id);
+		sqlite3_bind_int64(st, 2, image_id[i]);
+		sqlite3_bind_int(st, 3, i);
+		ret = exec_stmt(db, st, -ENOENT, "set client menu", NULL);
+	}
+	return ret;
+}
+
 /* ---- jobs ---- */
 
 #define JOB_SELECT "SELECT id, kind, image_id, image, state, pid, pid_start, done_bytes, total_bytes," \
@@ -1125,26 +1152,6 @@ int db_job_get(struct db *db, int64_t id, struct db_job *out)
 	return ret;
 }
 
-/* Replace client_id's menu with image_id[0..n) (n = 0: no menu). */
-int db_client_menu_set(struct db *db, int64_t client_id, const int64_t *image_id, int n)
-{
-	sqlite3_stmt *st;
-	if (n < 0 || n > DB_MENU_MAX)
-		return -E2BIG;
-	int ret = prep(db, "DELETE FROM client_menu WHERE client_id = ?1", &st);
-	if (ret < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	if ((ret = exec_stmt(db, st, -EIO, "clear client menu", NULL)) < 0)
-		return ret;
-	for (int i = 0; i < n && ret == 0; i++) {
-		if ((ret = prep(db, "INSERT INTO client_menu (client_id, image_id, pos) VALUES (?1, ?2, ?3)", &st)) < 0)
-			break;
-		sqlite3_bind_int64(st, 1, client_id);
-		sqlite3_bind_int64(st, 2, image_id[i]);
-		sqlite3_bind_int(st, 3, i);
-		ret = exec_stmt(db, st, -ENOENT, "set client menu", NULL);
-	}
 int db_job_list(struct db *db, bool running_only, int limit, int (*cb)(const struct db_job *, void *), void *arg)
 {
 	sqlite3_stmt *st;
