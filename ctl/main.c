@@ -56,6 +56,9 @@ static const struct ctl_cmd cmds[] = {
 	{ "status", NULL, "", "daemon state, images and their clients", cmd_status },
 	{ "events", NULL, "[MAC] [--limit N]", "recent events, newest first (default 50)",
 	  cmd_events },
+	{ "pxe-config", NULL,
+	  "--interface IF [--proxy] [--range START,END] [--server ADDR] [--out FILE] [--tftp-root DIR] [--efi FILE]",
+	  "write the dnsmasq configuration that PXE-boots PCs into bootlinkd (docs/pxe.md)", cmd_pxe_config },
 };
 
 /* Usage: every command (of group, if not NULL) with its help line. */
