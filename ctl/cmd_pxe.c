@@ -179,6 +179,10 @@ static int tftp_files(const struct pxe_args *a, struct pxe_plan *p, char root[PA
 			return out_fail("%s is missing or unreadable: the TFTP root must hold iPXE's %s and %s "
 					"(Debian's ipxe package puts them in " DEFAULT_TFTP_ROOT ")",
 					path, p->bios_file, p->efi_file);
+		/* dnsmasq serves TFTP after dropping root (user dnsmasq). */
+		if (!(st.st_mode & S_IROTH))
+			return out_fail("%s is not readable by others: dnsmasq serves TFTP as its own user "
+					"(chmod o+r %s)", path, path);
 	}
 	return CTL_OK;
 }

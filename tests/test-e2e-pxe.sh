@@ -12,7 +12,8 @@
 #   full   A's dnsmasq alone: addresses (--range), boot file, TFTP, IPv6 RA (br0 gets a ULA)
 #
 # In each mode two clients boot at once: a linked MAC (its sanboot script is fetched: the iPXE
-# echo line on its console, bootlinkd's log line naming it) and an unknown MAC (the "not linked"
+# echo line on its console, bootlinkd's log line naming it; its sanboot then connects, and the
+# runtime tree counts the boot) and an unknown MAC (the "not linked"
 # screen with its MAC arrives on the serial console). The NIC ROM is iPXE already, so the
 # loop-breaker sends it straight to http://192.168.77.1:PORT/boot.ipxe; that URL must appear on
 # the console and no iPXE binary may be fetched by TFTP. The plain-PXE path (firmware that is not
@@ -53,6 +54,16 @@ _pxe_cleanup() {
 	_cleanup
 }
 trap _pxe_cleanup EXIT
+
+# Namespaces left by a run that was killed with SIGKILL (its PID is gone): their processes, then
+# the namespaces themselves.
+for ns in $(ip netns list 2>/dev/null | grep -o '^blpxe-[0-9]*-[ar]' || true); do
+	pid=${ns#blpxe-}
+	pid=${pid%-*}
+	proc_alive "$pid" && continue
+	for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+	ip netns del "$ns" 2>/dev/null || true
+done
 
 # The LAN. A failure to create a namespace or tap device is a skip, with the error.
 try() {
@@ -138,7 +149,9 @@ boot_pair() {
 		log=$(qemu_log "$n")
 		rc=0
 		if [[ $n == "$n0" ]]; then
-			qemu_watch "$n" 120 "$OK_L" "$BAD" || rc=$?
+			# Kept up after its script's first line: it goes on to sanboot, which is when
+			# bootlinkd counts the boot (below).
+			QEMU_KEEP=1 qemu_watch "$n" 120 "$OK_L" "$BAD" || rc=$?
 		else
 			qemu_watch "$n" 120 "$OK_U" "$BAD" || rc=$?
 		fi
@@ -160,6 +173,10 @@ boot_pair() {
 	wait_for 10 eval '(( $(grep -c "http: boot script for $L: sanboot" "$T/daemon.log") > lines ))' ||
 		fail "bootlinkd's log does not show the linked client's script fetch"
 	grep "http: boot script for $L" "$T/daemon.log" | tail -n 1
+	wait_for 60 eval '(( $(cat "$RUN/clients/$L/boots" 2>/dev/null || echo 0) >= 1 ))' ||
+		fail "the runtime tree shows no boot of $L ($RUN/clients/$L/boots): its sanboot did not connect"
+	grep "client $L: boot [0-9]*: " "$T/daemon.log" | tail -n 1
+	qemu_stop "$n0"
 	[[ $(tftp_sent) == "$sent" ]] ||
 		fail "TFTP sent a file to a client that runs iPXE already (no loop-breaker): $(grep 'dnsmasq-tftp.*sent' "$T"/dnsmasq-*.log)"
 }

@@ -91,6 +91,9 @@ refused 1 "$T/empty/undionly.kpxe is missing or unreadable" --tftp-root "$T/empt
 refused 1 "TFTP root $T/none: No such file or directory" --tftp-root "$T/none" --interface lo
 refused 1 "--efi '../ipxe.efi': expected a file name" "${TR[@]}" --interface lo --efi ../ipxe.efi
 refused 1 "$T/tftp/ipxe64.efi is missing or unreadable" "${TR[@]}" --interface lo --efi ipxe64.efi
+chmod o-r "$T/tftp/snponly.efi"
+refused 1 "$T/tftp/snponly.efi is not readable by others: dnsmasq serves TFTP as its own user" "${TR[@]}" --interface lo --efi snponly.efi
+chmod o+r "$T/tftp/snponly.efi"
 conf_set listen/http 127.0.0.1:80
 refused 1 "listen/http is 127.0.0.1:80: a loopback address PCs cannot reach" "${TR[@]}" --interface lo
 conf_set listen/http off
