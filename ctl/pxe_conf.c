@@ -8,10 +8,10 @@
  *    RFC 4578 numbering; dnsmasq's names: x86-64_EFI = 7, BC_EFI = 9).
  *  - pxe-service appends PXE's ".0" layer suffix only to a basename without
  *    a dot, so "undionly.kpxe" and a URL are sent as they are.
- *  - iPXE waits about 13 s for an IPv6 router advertisement before it runs
- *    its boot file when nothing answers its router solicitation; dnsmasq
- *    answers one when the interface has a global (or ULA) IPv6 prefix. The
- *    router lifetime is 0: the appliance never becomes anyone's default
+ *  - iPXE sends an IPv6 router solicitation while it does DHCP; some builds
+ *    wait ~13 s for an answer (Debian's 2019 NIC ROM does not: docs/pxe.md).
+ *    dnsmasq answers when the interface has a global (or ULA) IPv6 prefix,
+ *    with router lifetime 0: the appliance never becomes anyone's default
  *    IPv6 router.
  */
 #include "pxe_conf.h"
@@ -121,7 +121,7 @@ int pxe_conf_render(const struct pxe_plan *p, char *out, size_t len)
 	    "tftp-root=%s\n", p->tftp_root);
 	put(out, len, &pos,
 	    "\n# IPv6 router advertisements (router lifetime 0: not a router), sent only if\n"
-	    "# %s has an IPv6 prefix; without one iPXE waits ~13 s for IPv6 on every boot.\n"
+	    "# %s has an IPv6 prefix: some iPXE builds wait ~13 s for one on every boot.\n"
 	    "enable-ra\n"
 	    "dhcp-range=::,constructor:%s,ra-only\n"
 	    "ra-param=%s,0,0\n", p->iface, p->iface, p->iface);

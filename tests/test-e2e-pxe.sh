@@ -132,7 +132,8 @@ tftp_serves() {
 tftp_sent() { cat "$T"/dnsmasq-*.log | grep -c 'dnsmasq-tftp.*sent' || true; }
 
 OK_L="bootlink: PC001 \($L\) boots image demo"
-OK_U="This PC \(MAC $U\) is not linked to an image"
+# The screen's last line: the guest is stopped once it is there (so the whole screen is).
+OK_U="MAC address: $U"
 BAD='No configuration methods succeeded|Could not boot|No bootable device|No more network devices|Connection timed out'
 
 # boot_pair MODE URL: the linked and the unknown client boot at once; check what each shows.
@@ -169,7 +170,8 @@ boot_pair() {
 		grep -a -q -F "$url" "$log" || fail "$n: iPXE did not fetch $url (the loop-breaker's URL)"
 		echo "$n: '$QEMU_MATCH' after ${QEMU_SECS}s"
 	done
-	grep -a -q "MAC address: $U" "$(qemu_log "$n1")" || fail "$n1: the screen does not show its MAC"
+	grep -a -q "This PC (MAC $U) is not linked to an image" "$(qemu_log "$n1")" ||
+		fail "$n1: the screen does not say the PC is not linked"
 	wait_for 10 eval '(( $(grep -c "http: boot script for $L: sanboot" "$T/daemon.log") > lines ))' ||
 		fail "bootlinkd's log does not show the linked client's script fetch"
 	grep "http: boot script for $L" "$T/daemon.log" | tail -n 1
@@ -274,6 +276,8 @@ ok "DHCP (full mode, busybox udhcpc): BIOS PXE -> undionly.kpxe, UEFI x86-64 -> 
 
 boot_pair full "$URL"
 grep -q "DHCPACK(br0) 192.168.77.[5-9][0-9] $L" "$T/dnsmasq-full.log" || fail "our DHCP gave $L no address from the range"
+grep -q "RTR-SOLICIT(br0) $L" "$T/dnsmasq-full.log" && grep -q 'RTR-ADVERT(br0) fd77::' "$T/dnsmasq-full.log" ||
+	fail "our dnsmasq did not answer $L's IPv6 router solicitation"
 ok "full DHCP mode: address and boot from us: the linked PC's script fetched, the unknown PC's screen shown"
 dnsmasq_stop full
 stop_daemon
