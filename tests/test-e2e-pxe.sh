@@ -13,8 +13,8 @@
 #
 # In each mode two clients boot at once: a linked MAC (its sanboot script is fetched: the iPXE
 # echo line on its console, bootlinkd's log line naming it; its sanboot then connects, and the
-# runtime tree counts the boot) and an unknown MAC (the "not linked"
-# screen with its MAC arrives on the serial console). The NIC ROM is iPXE already, so the
+# runtime tree counts the boot) and an unknown MAC (the "not linked" screen with its MAC
+# arrives on the serial console). The NIC ROM is iPXE already, so the
 # loop-breaker sends it straight to http://192.168.77.1:PORT/boot.ipxe; that URL must appear on
 # the console and no iPXE binary may be fetched by TFTP. The plain-PXE path (firmware that is not
 # iPXE) is checked without such firmware: TFTP serves undionly.kpxe and ipxe.efi byte for byte
