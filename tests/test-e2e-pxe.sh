@@ -17,9 +17,11 @@
 # arrives on the serial console). The NIC ROM is iPXE already, so the
 # loop-breaker sends it straight to http://192.168.77.1:PORT/boot.ipxe; that URL must appear on
 # the console and no iPXE binary may be fetched by TFTP. The plain-PXE path (firmware that is not
-# iPXE) is checked without such firmware: TFTP serves undionly.kpxe and ipxe.efi byte for byte
-# (curl, from R), and in full mode busybox udhcpc, announcing itself as a BIOS PXE client, an
-# x86-64 UEFI one and iPXE, gets boot file undionly.kpxe, ipxe.efi and the boot URL.
+# iPXE; qemu has none) in its parts: TFTP serves undionly.kpxe and ipxe.efi byte for byte (curl,
+# from R); in full mode busybox udhcpc, announcing itself as a BIOS PXE client, an x86-64 UEFI
+# one and iPXE, gets boot file undionly.kpxe, ipxe.efi and the boot URL; and a PC whose
+# "firmware" (ipxe.lkrn, told so on its command line) runs undionly.kpxe from our TFTP boots:
+# undionly.kpxe is fetched once, and the iPXE it starts is sent to the URL and gets its script.
 #
 # Needs root (namespaces, tap devices); skips with the reason when they cannot be created. A boot
 # takes 10-30 s under TCG (more on a busy machine); each is given 120 s.
@@ -30,8 +32,8 @@ need ip dnsmasq curl busybox
 ((EUID == 0)) || skip "needs root to create network namespaces and tap devices"
 qemu_usable || skip "$QEMU_WHY"
 TFTP_ROOT=/usr/lib/ipxe
-[[ -r $TFTP_ROOT/undionly.kpxe && -r $TFTP_ROOT/ipxe.efi ]] ||
-	skip "$TFTP_ROOT has no undionly.kpxe/ipxe.efi (Debian package ipxe; tests/lib/deps.sh installs it)"
+[[ -r $TFTP_ROOT/undionly.kpxe && -r $TFTP_ROOT/ipxe.efi && -r $TFTP_ROOT/ipxe.lkrn ]] ||
+	skip "$TFTP_ROOT has no undionly.kpxe/ipxe.efi/ipxe.lkrn (Debian package ipxe; tests/lib/deps.sh installs it)"
 
 NSA=blpxe-$$-a NSR=blpxe-$$-r
 NSS=()
@@ -276,6 +278,32 @@ ok "DHCP (full mode, busybox udhcpc): BIOS PXE -> undionly.kpxe, UEFI x86-64 -> 
 
 boot_pair full "$URL"
 grep -q "DHCPACK(br0) 192.168.77.[5-9][0-9] $L" "$T/dnsmasq-full.log" || fail "our DHCP gave $L no address from the range"
+
+# The BIOS path after its first DHCP: PXE firmware runs undionly.kpxe from our TFTP, and the iPXE
+# it starts must be sent to HTTP, not given undionly.kpxe again. The firmware here is iPXE too
+# (ipxe.lkrn as the kernel, with its own e1000 driver: it offers the PXE API undionly.kpxe runs
+# on) told by its command line to do what PXE firmware does with the boot file udhcpc got above.
+sent=$(tftp_sent)
+lines=$(grep -c "http: boot script for $L: sanboot" "$T/daemon.log" || true)
+qemu_start full-undionly -nographic -kernel "$TFTP_ROOT/ipxe.lkrn" \
+	-append 'dhcp && chain tftp://${next-server}/undionly.kpxe || echo E2E-CHAIN-FAILED' \
+	-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device "e1000,netdev=n0,mac=$L"
+rc=0
+qemu_watch full-undionly 120 "$OK_L" "$BAD|E2E-CHAIN-FAILED" || rc=$?
+log=$(qemu_log full-undionly)
+if ((rc != 0)); then
+	tail -n 25 "$log" >&2
+	fail "full-undionly: ${QEMU_MATCH:-no result within 120 s}"
+fi
+echo "full-undionly: '$QEMU_MATCH' after ${QEMU_SECS}s"
+grep -a -q 'undionly.kpxe\.\.\. ok' "$log" || fail "full-undionly: undionly.kpxe was not loaded"
+grep -a -q -F "$URL" "$log" || fail "full-undionly: the iPXE in undionly.kpxe did not fetch $URL"
+(($(tftp_sent) == sent + 1)) || fail "TFTP sent $(($(tftp_sent) - sent)) files for one chainload, expected 1 (undionly.kpxe)"
+grep -q "dnsmasq-tftp.*sent $TFTP_ROOT/undionly.kpxe to 192.168.77.[5-9][0-9]" "$T/dnsmasq-full.log" ||
+	fail "dnsmasq did not log sending undionly.kpxe to the PC"
+wait_for 10 eval '(( $(grep -c "http: boot script for $L: sanboot" "$T/daemon.log") > lines ))' ||
+	fail "bootlinkd's log does not show the script fetch of the chainloaded iPXE"
+ok "undionly.kpxe: fetched once by TFTP, run, and its iPXE sent to $URL (the loop-breaker), the script fetched"
 grep -q "RTR-SOLICIT(br0) $L" "$T/dnsmasq-full.log" && grep -q 'RTR-ADVERT(br0) fd77::' "$T/dnsmasq-full.log" ||
 	fail "our dnsmasq did not answer $L's IPv6 router solicitation"
 ok "full DHCP mode: address and boot from us: the linked PC's script fetched, the unknown PC's screen shown"
