@@ -11,20 +11,23 @@
 #   proxy  R runs a plain DHCP server (addresses, IPv6 RA); A runs our proxyDHCP + TFTP
 #   full   A's dnsmasq alone: addresses (--range), boot file, TFTP, IPv6 RA (br0 gets a ULA)
 #
-# In each mode two clients boot at once: a linked MAC (its sanboot script is fetched: the iPXE
+# In each mode three PCs boot at once. A linked MAC (its sanboot script is fetched: the iPXE
 # echo line on its console, bootlinkd's log line naming it; its sanboot then connects, and the
-# runtime tree counts the boot) and an unknown MAC (the "not linked" screen with its MAC
-# arrives on the serial console). The NIC ROM is iPXE already, so the
-# loop-breaker sends it straight to http://192.168.77.1:PORT/boot.ipxe; that URL must appear on
-# the console and no iPXE binary may be fetched by TFTP. The plain-PXE path (firmware that is not
-# iPXE; qemu has none) in its parts: TFTP serves undionly.kpxe and ipxe.efi byte for byte (curl,
-# from R); in full mode busybox udhcpc, announcing itself as a BIOS PXE client, an x86-64 UEFI
-# one and iPXE, gets boot file undionly.kpxe, ipxe.efi and the boot URL; and a PC whose
-# "firmware" (ipxe.lkrn, told so on its command line) runs undionly.kpxe from our TFTP boots:
-# undionly.kpxe is fetched once, and the iPXE it starts is sent to the URL and gets its script.
+# runtime tree counts the boot) and an unknown MAC (the "not linked" screen with its MAC arrives
+# on the serial console) boot from the e1000's ROM, which is iPXE already: the loop-breaker sends
+# it straight to http://192.168.77.1:PORT/boot.ipxe, which must appear on the console, and no
+# file may go to them by TFTP. The third, another linked MAC, takes the firmware's path (qemu
+# has no PXE firmware that is not iPXE for BIOS):
+#   proxy  UEFI: OVMF's own PXE (EDK2) gets ipxe.efi from the proxyDHCP menu and runs it
+#   full   BIOS: ipxe.lkrn, told on its command line to do what PXE firmware does, runs
+#          undionly.kpxe from our TFTP
+# and in both the iPXE so started must be sent to the URL (not given its binary again) and get
+# its script. Also: TFTP serves undionly.kpxe and ipxe.efi byte for byte (curl, from R), and in
+# full mode busybox udhcpc, announcing itself as a BIOS PXE client, an x86-64 UEFI one and iPXE,
+# gets boot file undionly.kpxe, ipxe.efi and the boot URL.
 #
 # Needs root (namespaces, tap devices); skips with the reason when they cannot be created. A boot
-# takes 10-30 s under TCG (more on a busy machine); each is given 120 s.
+# takes 10-35 s under TCG (more on a busy machine); each is given 120 s, the UEFI one 180 s.
 . "$(dirname "$0")/lib/common.sh"
 . "$TESTS/lib/qemu.sh"
 need_bootlink
@@ -78,27 +81,30 @@ try ip netns add "$NSR"
 NSS+=("$NSR")
 try ip -n "$NSA" tuntap add dev tap0 mode tap
 try ip -n "$NSA" tuntap add dev tap1 mode tap
+try ip -n "$NSA" tuntap add dev tap2 mode tap
 try ip -n "$NSA" link add br0 type bridge forward_delay 0
 try ip -n "$NSA" link add veth-a type veth peer name veth-r netns "$NSR"
 try ip -n "$NSA" link add veth-p type veth peer name pc0 netns "$NSR"
-for l in tap0 tap1 veth-a veth-p; do ip -n "$NSA" link set "$l" master br0; done
+for l in tap0 tap1 tap2 veth-a veth-p; do ip -n "$NSA" link set "$l" master br0; done
 ip -n "$NSA" addr add 192.168.77.1/24 dev br0
 ip -n "$NSR" addr add 192.168.77.254/24 dev veth-r
 ip -n "$NSR" addr add fd77::fe/64 dev veth-r nodad
-for l in lo br0 tap0 tap1 veth-a veth-p; do ip -n "$NSA" link set "$l" up; done
+for l in lo br0 tap0 tap1 tap2 veth-a veth-p; do ip -n "$NSA" link set "$l" up; done
 for l in lo veth-r pc0; do ip -n "$NSR" link set "$l" up; done
-ok "LAN: namespaces $NSA (br0 192.168.77.1/24, tap0, tap1) and $NSR (router .254, pc0)"
+ok "LAN: namespaces $NSA (br0 192.168.77.1/24, tap0-2) and $NSR (router .254, pc0)"
 
 # qemu runs inside A: a wrapper that execs into it keeps qemu's PID.
 printf '#!/bin/sh\nexec ip netns exec %s qemu-system-x86_64 "$@"\n' "$NSA" >"$T/qemu-ns"
 chmod +x "$T/qemu-ns"
 QEMU=$T/qemu-ns
 
-L=52:54:00:77:00:01 # linked
-U=52:54:00:77:00:09 # unknown
+L=52:54:00:77:00:01  # linked
+L2=52:54:00:77:00:02 # linked, boots through a firmware binary (ipxe.efi, undionly.kpxe)
+U=52:54:00:77:00:09  # unknown
 mkimage "$T/img" 1M
 ctl image add demo "$T/img" >/dev/null
 ctl client add "$L" --image demo --name PC001 >/dev/null
+ctl client add "$L2" --image demo --name PC002 >/dev/null
 
 # in_a CMD...: run CMD in the appliance's namespace.
 in_a() { ip netns exec "$NSA" "$@"; }
@@ -130,20 +136,22 @@ tftp_serves() {
 	cmp -s "$T/got" "$TFTP_ROOT/$1" || fail "TFTP: $1 differs from $TFTP_ROOT/$1"
 }
 
-# tftp_sent: how many files our dnsmasq has sent by TFTP so far.
-tftp_sent() { cat "$T"/dnsmasq-*.log | grep -c 'dnsmasq-tftp.*sent' || true; }
+# ip_of MAC: the address the DHCP server of this mode ($ALOG: its log) gave MAC last.
+ip_of() { grep -o "DHCPACK([a-z0-9-]*) [0-9.]* $1" "$ALOG" | tail -n 1 | awk '{print $2}'; }
+# tftp_to IP: the files our dnsmasq ($DLOG: this mode's log) sent IP by TFTP, one a line.
+tftp_to() { grep -o "dnsmasq-tftp.*sent [^ ]* to $1\$" "$DLOG" | awk '{print $3}' || true; }
 
 OK_L="bootlink: PC001 \($L\) boots image demo"
+OK_L2="bootlink: PC002 \($L2\) boots image demo"
 # The screen's last line: the guest is stopped once it is there (so the whole screen is).
 OK_U="MAC address: $U"
 BAD='No configuration methods succeeded|Could not boot|No bootable device|No more network devices|Connection timed out'
 
 # boot_pair MODE URL: the linked and the unknown client boot at once; check what each shows.
 boot_pair() {
-	local mode=$1 url=$2 n0 n1 rc log lines sent
+	local mode=$1 url=$2 n0 n1 rc log lines ip
 	n0=$mode-linked n1=$mode-unknown
 	lines=$(grep -c "http: boot script for $L" "$T/daemon.log" || true)
-	sent=$(tftp_sent)
 	qemu_start "$n0" -nographic -boot n -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
 		-device "e1000,netdev=n0,mac=$L,bootindex=1"
 	qemu_start "$n1" -nographic -boot n -netdev tap,id=n0,ifname=tap1,script=no,downscript=no \
@@ -181,8 +189,55 @@ boot_pair() {
 		fail "the runtime tree shows no boot of $L ($RUN/clients/$L/boots): its sanboot did not connect"
 	grep "client $L: boot [0-9]*: " "$T/daemon.log" | tail -n 1
 	qemu_stop "$n0"
-	[[ $(tftp_sent) == "$sent" ]] ||
-		fail "TFTP sent a file to a client that runs iPXE already (no loop-breaker): $(grep 'dnsmasq-tftp.*sent' "$T"/dnsmasq-*.log)"
+	for m in "$L" "$U"; do
+		ip=$(ip_of "$m")
+		[[ -n $ip ]] || fail "$ALOG shows no address given to $m"
+		[[ -z $(tftp_to "$ip") ]] ||
+			fail "TFTP sent $(tftp_to "$ip") to $m ($ip), which runs iPXE already (no loop-breaker)"
+	done
+}
+
+# second_start NAME ARGS...: the PC with MAC L2 on tap2, booting at the same time as the pair.
+second_start() {
+	local name=$1
+	shift
+	qemu_start "$name" -nographic "$@" -netdev tap,id=n0,ifname=tap2,script=no,downscript=no
+}
+# second_done NAME SECS BAD: wait for its script's first line (OK_L2); the URL on its console.
+second_done() {
+	local name=$1 secs=$2 bad=$3 rc=0 log
+	log=$(qemu_log "$name")
+	qemu_watch "$name" "$secs" "$OK_L2" "$bad" || rc=$?
+	if ((rc != 0)); then
+		tail -n 25 "$log" >&2
+		fail "$name: ${QEMU_MATCH:-no result within $secs s}"
+	fi
+	echo "$name: '$QEMU_MATCH' after ${QEMU_SECS}s"
+	grep -a -q -F "$URL" "$log" || fail "$name: the iPXE it started did not fetch $URL"
+}
+
+# The UEFI path for real, in proxy mode: OVMF's own PXE (EDK2, not iPXE: virtio-net without an
+# option ROM) asks with client architecture 7, takes the boot file from the proxyDHCP menu (PXE
+# boot server discovery), gets ipxe.efi by TFTP and runs it; that iPXE is sent to the URL.
+OVMF=/usr/share/ovmf/OVMF.fd
+uefi_start() {
+	[[ -r $OVMF ]] || return 0
+	second_start uefi -bios "$OVMF" -device "virtio-net-pci,netdev=n0,mac=$L2,romfile=,bootindex=1"
+}
+uefi_check() {
+	local got
+	if [[ ! -r $OVMF ]]; then
+		echo "not run: the UEFI boot ($OVMF is missing: Debian package ovmf)"
+		return 0
+	fi
+	second_done uefi 180 "$BAD"
+	grep -a -q 'NBP filename is ipxe.efi' "$(qemu_log uefi)" || fail "uefi: OVMF was not told to load ipxe.efi"
+	# EDK2 asks for the file's size first (a transfer it aborts, which dnsmasq logs as sent
+	# too), then downloads it: ipxe.efi once or twice, nothing else, nothing after iPXE started.
+	got=$(tftp_to "$(ip_of "$L2")")
+	[[ $got == "$TFTP_ROOT/ipxe.efi" || $got == "$TFTP_ROOT/ipxe.efi"$'\n'"$TFTP_ROOT/ipxe.efi" ]] ||
+		fail "TFTP to the UEFI PC: expected ipxe.efi (size probe + download), got: ${got:-nothing}"
+	ok "UEFI (OVMF's PXE, proxyDHCP): ipxe.efi fetched by TFTP and run, its iPXE sent to $URL, the script fetched"
 }
 
 # ---- proxy mode -------------------------------------------------------------------------------
@@ -226,13 +281,16 @@ log-dhcp
 EOF
 dnsmasq_start "$NSR" "$T/router.conf" router
 dnsmasq_start "$NSA" "$T/proxy.conf" proxy
+DLOG=$T/dnsmasq-proxy.log ALOG=$T/dnsmasq-router.log
 tftp_serves undionly.kpxe
 tftp_serves ipxe.efi
 ok "TFTP (proxy mode): undionly.kpxe and ipxe.efi served byte for byte"
+uefi_start
 boot_pair proxy "$URL"
 grep -q 'PXE(br0) .*proxy' "$T/dnsmasq-proxy.log" || fail "our dnsmasq logged no proxyDHCP answer"
 grep -q "DHCPACK(veth-r) 192.168.77.1[0-2][0-9] $L" "$T/dnsmasq-router.log" || fail "the router's DHCP gave $L no address"
 ok "proxy mode: addresses from the router, boot from us: the linked PC's script fetched, the unknown PC's screen shown"
+uefi_check
 dnsmasq_stop proxy
 dnsmasq_stop router
 stop_daemon
@@ -256,6 +314,7 @@ done
 in_a dnsmasq --test --conf-file="$T/full.conf" 2>&1 | grep -q 'syntax check OK' || fail "dnsmasq --test refuses the full config"
 ok "pxe-config (full DHCP): range, leases beside the database, boot file by architecture and user class; dnsmasq --test OK"
 dnsmasq_start "$NSA" "$T/full.conf" full
+DLOG=$T/dnsmasq-full.log ALOG=$T/dnsmasq-full.log
 tftp_serves undionly.kpxe
 
 # A real DHCP client (busybox udhcpc on pc0, in R) as BIOS PXE firmware, x86-64 UEFI firmware,
@@ -276,34 +335,21 @@ got=$(dhcp_file -V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000 -x 0x4d:6950584
 [[ $got == "file=$URL "* ]] || fail "a client with user class iPXE got: '${got:-no lease}'"
 ok "DHCP (full mode, busybox udhcpc): BIOS PXE -> undionly.kpxe, UEFI x86-64 -> ipxe.efi, iPXE -> $URL; next-server 192.168.77.1"
 
-boot_pair full "$URL"
-grep -q "DHCPACK(br0) 192.168.77.[5-9][0-9] $L" "$T/dnsmasq-full.log" || fail "our DHCP gave $L no address from the range"
-
 # The BIOS path after its first DHCP: PXE firmware runs undionly.kpxe from our TFTP, and the iPXE
 # it starts must be sent to HTTP, not given undionly.kpxe again. The firmware here is iPXE too
 # (ipxe.lkrn as the kernel, with its own e1000 driver: it offers the PXE API undionly.kpxe runs
 # on) told by its command line to do what PXE firmware does with the boot file udhcpc got above.
-sent=$(tftp_sent)
-lines=$(grep -c "http: boot script for $L: sanboot" "$T/daemon.log" || true)
-qemu_start full-undionly -nographic -kernel "$TFTP_ROOT/ipxe.lkrn" \
-	-append 'dhcp && chain tftp://${next-server}/undionly.kpxe || echo E2E-CHAIN-FAILED' \
-	-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device "e1000,netdev=n0,mac=$L"
-rc=0
-qemu_watch full-undionly 120 "$OK_L" "$BAD|E2E-CHAIN-FAILED" || rc=$?
-log=$(qemu_log full-undionly)
-if ((rc != 0)); then
-	tail -n 25 "$log" >&2
-	fail "full-undionly: ${QEMU_MATCH:-no result within 120 s}"
-fi
-echo "full-undionly: '$QEMU_MATCH' after ${QEMU_SECS}s"
-grep -a -q 'undionly.kpxe\.\.\. ok' "$log" || fail "full-undionly: undionly.kpxe was not loaded"
-grep -a -q -F "$URL" "$log" || fail "full-undionly: the iPXE in undionly.kpxe did not fetch $URL"
-(($(tftp_sent) == sent + 1)) || fail "TFTP sent $(($(tftp_sent) - sent)) files for one chainload, expected 1 (undionly.kpxe)"
-grep -q "dnsmasq-tftp.*sent $TFTP_ROOT/undionly.kpxe to 192.168.77.[5-9][0-9]" "$T/dnsmasq-full.log" ||
-	fail "dnsmasq did not log sending undionly.kpxe to the PC"
-wait_for 10 eval '(( $(grep -c "http: boot script for $L: sanboot" "$T/daemon.log") > lines ))' ||
-	fail "bootlinkd's log does not show the script fetch of the chainloaded iPXE"
-ok "undionly.kpxe: fetched once by TFTP, run, and its iPXE sent to $URL (the loop-breaker), the script fetched"
+second_start undionly -kernel "$TFTP_ROOT/ipxe.lkrn" -device "e1000,netdev=n0,mac=$L2" \
+	-append 'dhcp && chain tftp://${next-server}/undionly.kpxe || echo E2E-CHAIN-FAILED'
+boot_pair full "$URL"
+grep -q "DHCPACK(br0) 192.168.77.[5-9][0-9] $L" "$T/dnsmasq-full.log" || fail "our DHCP gave $L no address from the range"
+second_done undionly 120 "$BAD|E2E-CHAIN-FAILED"
+grep -a -q 'undionly.kpxe\.\.\. ok' "$(qemu_log undionly)" || fail "undionly: undionly.kpxe was not loaded"
+got=$(tftp_to "$(ip_of "$L2")")
+[[ $got == "$TFTP_ROOT/undionly.kpxe" ]] || fail "TFTP to the undionly PC: expected undionly.kpxe once, got: ${got:-nothing}"
+ok "undionly.kpxe: fetched once by TFTP and run, the iPXE it started sent to $URL, the script fetched"
+
+
 grep -q "RTR-SOLICIT(br0) $L" "$T/dnsmasq-full.log" && grep -q 'RTR-ADVERT(br0) fd77::' "$T/dnsmasq-full.log" ||
 	fail "our dnsmasq did not answer $L's IPv6 router solicitation"
 ok "full DHCP mode: address and boot from us: the linked PC's script fetched, the unknown PC's screen shown"
