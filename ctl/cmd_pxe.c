@@ -7,6 +7,10 @@
  * a PC — and each failure is one line saying what to do. pxe_conf.c then
  * only formats text. The file is written atomically (--out), or printed.
  *
+ * Modes: full DHCP (default), proxyDHCP (--proxy), TFTP only (--tftp-only,
+ * for a site whose DHCP server names the boot file: the file and the summary
+ * list what that server must send).
+ *
  * Addresses: dnsmasq serves TFTP (and proxyDHCP) from the interface's own
  * IPv4 address; the boot URL names bootlinkd: --server if given, else the
  * address listen/http is bound to if it is a single one, else the
@@ -37,7 +41,7 @@
 
 struct pxe_args {
 	const char *iface, *range, *server, *out, *tftp_root, *efi;
-	bool proxy;
+	bool proxy, tftp_only;
 };
 
 /* A word that may go into the configuration as it is: no separators of
@@ -251,16 +255,17 @@ static void command_line(int argc, char **argv, char *buf, size_t len)
 /* Write text to path atomically, or print it. */
 static int emit(const struct pxe_args *a, const struct pxe_plan *p, const char *text, struct in_addr server)
 {
-	out_str("mode", p->proxy ? "proxy" : "dhcp");
+	out_str("mode", p->mode == PXE_PROXY ? "proxy" : p->mode == PXE_TFTP ? "tftp" : "dhcp");
 	out_str("interface", p->iface);
 	out_str("address", ip(p->addr));
 	out_int("prefix", prefix_len(p->mask));
 	out_str("server", ip(server));
+	out_str("next_server", ip(p->addr));
 	out_str("boot_url", p->boot_url);
 	out_str("tftp_root", p->tftp_root);
 	out_str("bios_file", p->bios_file);
 	out_str("efi_file", p->efi_file);
-	if (!p->proxy) {
+	if (p->mode == PXE_FULL) {
 		out_str("range_start", ip(p->range_start));
 		out_str("range_end", ip(p->range_end));
 		out_str("lease_file", p->lease_file);
@@ -274,13 +279,18 @@ static int emit(const struct pxe_args *a, const struct pxe_plan *p, const char *
 	if (ret < 0)
 		return out_fail("cannot write %s: %s", a->out, strerror(-ret));
 	out_str("file", a->out);
-	out_text("wrote %s: %s on %s (%s/%d), ", a->out, p->proxy ? "proxyDHCP" : "full DHCP", p->iface,
+	out_text("wrote %s: %s on %s (%s/%d), ", a->out, pxe_mode_name(p->mode), p->iface,
 		 ip(p->addr), prefix_len(p->mask));
-	if (!p->proxy)
+	if (p->mode == PXE_FULL)
 		out_text("addresses %s-%s, ", ip(p->range_start), ip(p->range_end));
-	out_text("TFTP %s (%s, %s), iPXE then fetches %s\n"
-		 "start it with: systemctl restart bootlink-dnsmasq (or dnsmasq --keep-in-foreground "
-		 "--conf-file=%s)\n", p->tftp_root, p->bios_file, p->efi_file, p->boot_url, a->out);
+	out_text("TFTP %s (%s, %s), iPXE then fetches %s\n", p->tftp_root, p->bios_file, p->efi_file,
+		 p->boot_url);
+	if (p->mode == PXE_TFTP)
+		out_text("the site's DHCP server must send: next-server (option 66) %s; filename (option 67) "
+			 "%s for BIOS (option 93 = 0), %s for x86-64 UEFI (93 = 7 or 9), %s when the user "
+			 "class is \"iPXE\"\n", ip(p->addr), p->bios_file, p->efi_file, p->boot_url);
+	out_text("start it with: systemctl restart bootlink-dnsmasq (or dnsmasq --keep-in-foreground "
+		 "--conf-file=%s)\n", a->out);
 	return CTL_OK;
 }
 
@@ -291,6 +301,7 @@ int cmd_pxe_config(struct ctl *c, int argc, char **argv)
 	const struct args_opt opts[] = {
 		{ .name = "interface", .value = &a.iface },
 		{ .name = "proxy", .flag = &a.proxy },
+		{ .name = "tftp-only", .flag = &a.tftp_only },
 		{ .name = "range", .value = &a.range },
 		{ .name = "server", .value = &a.server },
 		{ .name = "out", .value = &a.out },
@@ -304,9 +315,12 @@ int cmd_pxe_config(struct ctl *c, int argc, char **argv)
 		return ret;
 	if (!a.iface)
 		return args_usage(c, "missing --interface IF (the network the PCs boot on)");
-	if (a.proxy && a.range)
-		return args_usage(c, "--range is for full DHCP; with --proxy the site's DHCP server hands out "
-				  "the addresses");
+	if (a.proxy && a.tftp_only)
+		return args_usage(c, "--proxy and --tftp-only exclude each other: proxyDHCP answers PXE "
+				  "clients, --tftp-only leaves all of DHCP to the site's server");
+	if ((a.proxy || a.tftp_only) && a.range)
+		return args_usage(c, "--range is for full DHCP; with %s the site's DHCP server hands out "
+				  "the addresses", a.proxy ? "--proxy" : "--tftp-only");
 	char err[1024];
 	if ((ret = conf_load(c->conf_dir, &c->conf, err, sizeof err)) < 0)
 		return out_fail("%s%s", err, ret == -ENOENT || ret == -ENOTDIR
@@ -315,7 +329,8 @@ int cmd_pxe_config(struct ctl *c, int argc, char **argv)
 	struct in_addr server = { 0 };
 	if (a.server && parse_ipv4(a.server, &server) < 0)
 		return out_fail("--server '%s' is not an IPv4 address (PCs boot over IPv4)", a.server);
-	struct pxe_plan p = { .iface = a.iface, .proxy = a.proxy };
+	struct pxe_plan p = { .iface = a.iface,
+			      .mode = a.proxy ? PXE_PROXY : a.tftp_only ? PXE_TFTP : PXE_FULL };
 	if ((ret = iface_ipv4(&a, server, &p.addr, &p.mask)))
 		return ret;
 	char root[PATH_MAX], url[160], leases[CONF_PATH_MAX + 32], cmdline[512];
@@ -323,7 +338,7 @@ int cmd_pxe_config(struct ctl *c, int argc, char **argv)
 	if ((ret = tftp_files(&a, &p, root)) || (ret = boot_url(c, &a, &p, &server, url, sizeof url)))
 		return ret;
 	p.boot_url = url;
-	if (!a.proxy) {
+	if (p.mode == PXE_FULL) {
 		if ((ret = dhcp_range(&a, &p, server)))
 			return ret;
 		/* Beside the database: a directory bootlink owns (paths/db). */

@@ -86,6 +86,23 @@ static void proxy_dhcp(const struct pxe_plan *p, char *out, size_t len, size_t *
 		put(out, len, pos, "pxe-service=tag:ipxe,%s,\"bootlink (iPXE)\",%s\n", csa[i][0], p->boot_url);
 }
 
+/* TFTP only: what the site's DHCP server must send, as comments. */
+static void site_dhcp(const struct pxe_plan *p, char *out, size_t len, size_t *pos)
+{
+	put(out, len, pos,
+	    "\n# No DHCP here. The site's DHCP server must send (docs/pxe.md):\n"
+	    "#   option 66 / next-server (siaddr)         %s\n"
+	    "#   option 67 / filename, client arch 0      %s\n"
+	    "#   option 67, client arch (option 93) 7, 9  %s\n"
+	    "#   option 67 when the user class is \"iPXE\"  %s\n",
+	    ip(p->addr), p->bios_file, p->efi_file, p->boot_url);
+}
+
+const char *pxe_mode_name(enum pxe_mode m)
+{
+	return m == PXE_PROXY ? "proxyDHCP" : m == PXE_TFTP ? "TFTP only" : "full DHCP";
+}
+
 /* The whole file. */
 int pxe_conf_render(const struct pxe_plan *p, char *out, size_t len)
 {
@@ -96,7 +113,7 @@ int pxe_conf_render(const struct pxe_plan *p, char *out, size_t len)
 	    "# Regenerate it rather than edit it (docs/pxe.md). bootlink-dnsmasq.service runs\n"
 	    "#   dnsmasq --keep-in-foreground --conf-file=/etc/bootlink/dnsmasq.conf\n"
 	    "# Mode: %s on %s, this host %s/%d; iPXE then fetches %s\n\n",
-	    p->generated_by, p->proxy ? "proxyDHCP" : "full DHCP", p->iface, ip(p->addr),
+	    p->generated_by, pxe_mode_name(p->mode), p->iface, ip(p->addr),
 	    __builtin_popcount(ntohl(p->mask.s_addr)),
 	    p->boot_url);
 	put(out, len, &pos,
@@ -104,21 +121,26 @@ int pxe_conf_render(const struct pxe_plan *p, char *out, size_t len)
 	    "interface=%s\n"
 	    "bind-interfaces\n"
 	    "port=0\n"
-	    "pid-file=\n"
-	    "log-dhcp\n\n", p->iface);
-	put(out, len, &pos,
-	    "# A PC already running iPXE says so (user class \"iPXE\", option 175): it gets\n"
-	    "# the HTTP script instead of iPXE again (the loop-breaker).\n"
-	    "dhcp-userclass=set:ipxe,iPXE\n"
-	    "dhcp-match=set:ipxe,175\n\n");
-	if (p->proxy)
+	    "pid-file=\n", p->iface);
+	if (p->mode != PXE_TFTP)
+		put(out, len, &pos,
+		    "log-dhcp\n"
+		    "\n# A PC already running iPXE says so (user class \"iPXE\", option 175): it gets\n"
+		    "# the HTTP script instead of iPXE again (the loop-breaker).\n"
+		    "dhcp-userclass=set:ipxe,iPXE\n"
+		    "dhcp-match=set:ipxe,175\n\n");
+	if (p->mode == PXE_PROXY)
 		proxy_dhcp(p, out, len, &pos);
-	else
+	else if (p->mode == PXE_FULL)
 		full_dhcp(p, out, len, &pos);
 	put(out, len, &pos,
 	    "\n# TFTP: the iPXE binaries (Debian package ipxe). Read-only.\n"
 	    "enable-tftp\n"
 	    "tftp-root=%s\n", p->tftp_root);
+	if (p->mode == PXE_TFTP) {
+		site_dhcp(p, out, len, &pos);
+		return pos < len ? (int)pos : -1;
+	}
 	put(out, len, &pos,
 	    "\n# IPv6 router advertisements (router lifetime 0: not a router), sent only if\n"
 	    "# %s has an IPv6 prefix: some iPXE builds wait ~13 s for one on every boot.\n"

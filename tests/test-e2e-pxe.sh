@@ -118,7 +118,7 @@ dnsmasq_start() {
 	spawn ip netns exec "$ns" dnsmasq --keep-in-foreground --conf-file="$conf" --log-facility=- \
 		>"$T/dnsmasq-$name.log" 2>&1
 	declare -g "PID_$name=$!"
-	wait_for 15 grep -q -E 'DHCP, (proxy on subnet|IP range)' "$T/dnsmasq-$name.log" ||
+	wait_for 15 grep -q -E 'TFTP root is|DHCP, IP range' "$T/dnsmasq-$name.log" ||
 		fail "dnsmasq $name did not start: $(tail -n 5 "$T/dnsmasq-$name.log")"
 }
 # dnsmasq_stop NAME
@@ -353,6 +353,44 @@ ok "undionly.kpxe: fetched once by TFTP and run, the iPXE it started sent to $UR
 grep -q "RTR-SOLICIT(br0) $L" "$T/dnsmasq-full.log" && grep -q 'RTR-ADVERT(br0) fd77::' "$T/dnsmasq-full.log" ||
 	fail "our dnsmasq did not answer $L's IPv6 router solicitation"
 ok "full DHCP mode: address and boot from us: the linked PC's script fetched, the unknown PC's screen shown"
+
+# ---- TFTP only: the site's DHCP server names the boot file (options 66/67) -------------------
 dnsmasq_stop full
+pxe_config --interface br0 --tftp-only --out "$T/tftp.conf" >"$T/out"
+grep -qF "the site's DHCP server must send: next-server (option 66) 192.168.77.1; filename (option 67) undionly.kpxe for BIOS (option 93 = 0), ipxe.efi for x86-64 UEFI (93 = 7 or 9), $URL when the user class is \"iPXE\"" "$T/out" ||
+	fail "pxe-config --tftp-only said: $(cat "$T/out")"
+! grep -q -E '^(dhcp-|pxe-service|enable-ra)' "$T/tftp.conf" || fail "the TFTP-only config does DHCP: $(grep -E '^(dhcp-|pxe-)' "$T/tftp.conf")"
+in_a dnsmasq --test --conf-file="$T/tftp.conf" 2>&1 | grep -q 'syntax check OK' || fail "dnsmasq --test refuses the TFTP-only config"
+# The site's server set up as docs/pxe.md tells its admin (here in dnsmasq's words).
+cat >"$T/site.conf" <<EOF
+interface=veth-r
+bind-interfaces
+port=0
+pid-file=
+dhcp-range=192.168.77.100,192.168.77.127,255.255.255.0,1h
+dhcp-leasefile=$T/site.leases
+dhcp-userclass=set:ipxe,iPXE
+dhcp-match=set:efi64,option:client-arch,7
+dhcp-match=set:efi64,option:client-arch,9
+dhcp-boot=tag:ipxe,$URL
+dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,192.168.77.1
+dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,192.168.77.1
+log-dhcp
+EOF
+dnsmasq_start "$NSR" "$T/site.conf" site
+dnsmasq_start "$NSA" "$T/tftp.conf" tftp
+DLOG=$T/dnsmasq-tftp.log ALOG=$T/dnsmasq-site.log
+! grep -q 'dnsmasq-dhcp' "$DLOG" || fail "the TFTP-only dnsmasq does DHCP: $(grep dnsmasq-dhcp "$DLOG")"
+got=$(dhcp_file -V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000)
+[[ $got == "file=undionly.kpxe siaddr=192.168.77.1 ip=192.168.77.1"[0-2]* ]] || fail "BIOS PXE client got: '${got:-no lease}'"
+tftp_serves undionly.kpxe
+got=$(dhcp_file -V PXEClient:Arch:00007:UNDI:003016 -x 0x5d:0007)
+[[ $got == "file=ipxe.efi siaddr=192.168.77.1 "* ]] || fail "UEFI x86-64 PXE client got: '${got:-no lease}'"
+tftp_serves ipxe.efi
+got=$(dhcp_file -V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000 -x 0x4d:69505845)
+[[ $got == "file=$URL "* ]] || fail "a client with user class iPXE got: '${got:-no lease}'"
+ok "TFTP only: the site's DHCP server with the options pxe-config lists sends BIOS, UEFI and iPXE clients to our TFTP and $URL"
+dnsmasq_stop tftp
+dnsmasq_stop site
 stop_daemon
 ok "done"

@@ -53,6 +53,15 @@ lines "$T/full2.conf" dhcp-range=127.0.0.10,127.0.0.20,255.0.0.0,12h \
 	"dhcp-boot=tag:ipxe,http://127.0.0.2:8080/boot.ipxe" 'dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi'
 ok "full DHCP on lo: default range (upper half), --range, --server in the URL, --efi snponly.efi, leases beside the database"
 
+px --interface lo --tftp-only --out "$T/tftp.conf" >"$T/said"
+grep -qF "the site's DHCP server must send: next-server (option 66) 127.0.0.1; filename (option 67) undionly.kpxe for BIOS (option 93 = 0), ipxe.efi for x86-64 UEFI (93 = 7 or 9), $URL when the user class is \"iPXE\"" "$T/said" ||
+	fail "--tftp-only: the summary does not list the site's DHCP options: $(cat "$T/said")"
+lines "$T/tftp.conf" interface=lo bind-interfaces port=0 enable-tftp "tftp-root=$T/tftp" \
+	"#   option 66 / next-server (siaddr)         127.0.0.1" "#   option 67 when the user class is \"iPXE\"  $URL"
+! grep -q -E '^(dhcp-|pxe-service|enable-ra|log-dhcp)' "$T/tftp.conf" || fail "--tftp-only: DHCP lines in $T/tftp.conf"
+dnsmasq_ok "$T/tftp.conf"
+ok "--tftp-only: TFTP alone, and the options 66/67 the site's DHCP server must send, in the file and the summary"
+
 px --interface lo --proxy --json >"$T/json"
 python3 - "$T/json" "$URL" <<'PY' || fail "pxe-config --json: unexpected document: $(cat "$T/json")"
 import json, sys
@@ -76,7 +85,9 @@ refused() {
 }
 TR=(--tftp-root "$T/tftp")
 refused 2 "missing --interface IF" "${TR[@]}"
-refused 2 "--range is for full DHCP" "${TR[@]}" --interface lo --proxy --range 127.0.0.10,127.0.0.20
+refused 2 "--range is for full DHCP; with --proxy" "${TR[@]}" --interface lo --proxy --range 127.0.0.10,127.0.0.20
+refused 2 "--range is for full DHCP; with --tftp-only" "${TR[@]}" --interface lo --tftp-only --range 127.0.0.10,127.0.0.20
+refused 2 "--proxy and --tftp-only exclude each other" "${TR[@]}" --interface lo --tftp-only --proxy
 refused 2 "unknown option '--bogus'" "${TR[@]}" --interface lo --bogus
 refused 1 "there is no network interface 'nope0' here" "${TR[@]}" --interface nope0
 refused 1 "'a,b' is not a network interface name" "${TR[@]}" --interface a,b
