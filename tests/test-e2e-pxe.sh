@@ -6,10 +6,12 @@
 # tap devices for the qemu clients) and "R" (the site's router, 192.168.77.254, on a veth into
 # br0; it also holds pc0, a second veth into br0 for a busybox DHCP client). bootlinkd runs in A
 # bound to 192.168.77.1 (its HTTP endpoint on a port the kernel picks in proxy mode, 8080 in full
-# mode). Two modes, each with the config generated for it and checked with `dnsmasq --test`:
+# mode). Three modes, each with the config generated for it and checked with `dnsmasq --test`:
 #
 #   proxy  R runs a plain DHCP server (addresses, IPv6 RA); A runs our proxyDHCP + TFTP
 #   full   A's dnsmasq alone: addresses (--range), boot file, TFTP, IPv6 RA (br0 gets a ULA)
+#   tftp   R's DHCP server is set up with the options 66/67 `pxe-config --tftp-only` lists; A
+#          serves TFTP only (checked with udhcpc and curl, no guest)
 #
 # In each mode three PCs boot at once. A linked MAC (its sanboot script is fetched: the iPXE
 # echo line on its console, bootlinkd's log line naming it; its sanboot then connects, and the
