@@ -138,6 +138,9 @@ tftp_serves() {
 	cmp -s "$T/got" "$TFTP_ROOT/$1" || fail "TFTP: $1 differs from $TFTP_ROOT/$1"
 }
 
+# script_fetches MAC: how many sanboot scripts bootlinkd's log says MAC was given
+# ("http: boot script for MAC (NAME): sanboot, image demo"; older: "... for MAC: sanboot").
+script_fetches() { grep -c -E "http: boot script for $1( \([^)]*\))?: sanboot" "$T/daemon.log" || true; }
 # ip_of MAC: the address the DHCP server of this mode ($ALOG: its log) gave MAC last.
 ip_of() { grep -o "DHCPACK([a-z0-9-]*) [0-9.]* $1" "$ALOG" | tail -n 1 | awk '{print $2}'; }
 # tftp_to IP: the files our dnsmasq ($DLOG: this mode's log) sent IP by TFTP, one a line.
@@ -153,7 +156,7 @@ BAD='No configuration methods succeeded|Could not boot|No bootable device|No mor
 boot_pair() {
 	local mode=$1 url=$2 n0 n1 rc log lines ip
 	n0=$mode-linked n1=$mode-unknown
-	lines=$(grep -c "http: boot script for $L" "$T/daemon.log" || true)
+	lines=$(script_fetches "$L")
 	qemu_start "$n0" -nographic -boot n -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
 		-device "e1000,netdev=n0,mac=$L,bootindex=1"
 	qemu_start "$n1" -nographic -boot n -netdev tap,id=n0,ifname=tap1,script=no,downscript=no \
@@ -184,7 +187,7 @@ boot_pair() {
 	done
 	grep -a -q "This PC (MAC $U) is not linked to an image" "$(qemu_log "$n1")" ||
 		fail "$n1: the screen does not say the PC is not linked"
-	wait_for 10 eval '(( $(grep -c "http: boot script for $L: sanboot" "$T/daemon.log") > lines ))' ||
+	wait_for 10 eval '(( $(script_fetches "$L") > lines ))' ||
 		fail "bootlinkd's log does not show the linked client's script fetch"
 	grep "http: boot script for $L" "$T/daemon.log" | tail -n 1
 	wait_for 60 eval '(( $(cat "$RUN/clients/$L/boots" 2>/dev/null || echo 0) >= 1 ))' ||
