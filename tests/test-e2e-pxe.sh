@@ -48,7 +48,7 @@ _pxe_cleanup() {
 	local rc=$? ns p pids=()
 	trap - ERR
 	set +e
-	for ns in "${NSS[@]}"; do pids+=($(ip netns pids "$ns" 2>/dev/null)); done
+	for ns in "${NSS[@]}"; do mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null); done
 	if ((${#pids[@]})); then
 		kill -TERM "${pids[@]}" 2>/dev/null
 		wait_for 10 _all_gone "${pids[@]}" || kill -KILL "${pids[@]}" 2>/dev/null
@@ -98,6 +98,7 @@ ok "LAN: namespaces $NSA (br0 192.168.77.1/24, tap0-2) and $NSR (router .254, pc
 # qemu runs inside A: a wrapper that execs into it keeps qemu's PID.
 printf '#!/bin/sh\nexec ip netns exec %s qemu-system-x86_64 "$@"\n' "$NSA" >"$T/qemu-ns"
 chmod +x "$T/qemu-ns"
+# shellcheck disable=SC2034 # read by qemu.sh
 QEMU=$T/qemu-ns
 
 L=52:54:00:77:00:01  # linked
@@ -156,6 +157,7 @@ BAD='No configuration methods succeeded|Could not boot|No bootable device|No mor
 boot_pair() {
 	local mode=$1 url=$2 n0 n1 rc log lines ip
 	n0=$mode-linked n1=$mode-unknown
+	# shellcheck disable=SC2034 # read in the wait_for below
 	lines=$(script_fetches "$L")
 	qemu_start "$n0" -nographic -boot n -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
 		-device "e1000,netdev=n0,mac=$L,bootindex=1"

@@ -125,7 +125,8 @@ got=0
 ((got == 1)) && grep -q "create it, or name the config tree with" "$T/err" ||
 	fail "a missing config tree: exit $got, said '$(cat "$T/err")'"
 # An interface that is up without an IPv4 address, if this machine has one.
-for dev in $(ls /sys/class/net); do
+for dev in /sys/class/net/*; do
+	dev=${dev##*/}
 	[[ $dev == lo || -n $(ip -4 -o addr show dev "$dev" 2>/dev/null) ]] && continue
 	refused 1 "interface $dev has no IPv4 address" "${TR[@]}" --interface "$dev"
 	ok "an interface without IPv4 ($dev) is refused"
