@@ -246,13 +246,15 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Names that are never settings: hidden files, editor backups and
- * leftovers of package managers and of write_small_file(). */
+/* Names that are never settings: hidden files, editor backups, leftovers
+ * of package managers and of write_small_file(), and other programs'
+ * configuration kept beside the tree (*.conf: dnsmasq.conf, written by
+ * `bootlinkctl pxe-config`). */
 static bool name_ignored(const char *n)
 {
 	size_t l = strlen(n);
 	return l == 0 || n[0] == '.' || n[l - 1] == '~' || (n[0] == '#' && n[l - 1] == '#') ||
-	       has_suffix(n, ".tmp") || has_suffix(n, ".bak") || has_suffix(n, ".orig") ||
+	       has_suffix(n, ".tmp") || has_suffix(n, ".bak") || has_suffix(n, ".orig") || has_suffix(n, ".conf") ||
 	       has_suffix(n, ".swp") || strstr(n, ".dpkg-") || strstr(n, ".ucf-");
 }
 

@@ -78,6 +78,9 @@ int cmd_jobs(struct ctl *c, int argc, char **argv);
 int cmd_overlay_list(struct ctl *c, int argc, char **argv);
 int cmd_overlay_reset(struct ctl *c, int argc, char **argv);
 
+/* cmd_pxe.c */
+int cmd_pxe_config(struct ctl *c, int argc, char **argv);
+
 /* What bootlinkd's runtime tree shows of one client (cmd_overlay.c). The
  * tree is refreshed every runtime/interval_ms, so it may lag that much. */
 struct ctl_live {

@@ -59,6 +59,9 @@ static const struct ctl_cmd cmds[] = {
 	{ "status", NULL, "", "daemon state, images and their clients", cmd_status },
 	{ "events", NULL, "[MAC] [--limit N]", "recent events, newest first (default 50)",
 	  cmd_events },
+	{ "pxe-config", NULL,
+	  "--interface IF [--proxy|--tftp-only] [--range START,END] [--server ADDR] [--out FILE] [--tftp-root DIR] [--efi FILE]",
+	  "write the dnsmasq configuration that PXE-boots PCs into bootlinkd (docs/pxe.md)", cmd_pxe_config },
 };
 
 /* Usage: every command (of group, if not NULL) with its help line. */
@@ -69,7 +72,7 @@ static void usage(FILE *f, const char *group)
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
 		if (group && strcmp(group, cmds[i].group) != 0)
 			continue;
-		char words[128];
+		char words[192];
 		snprintf(words, sizeof words, "%s%s%s%s%s", cmds[i].group, cmds[i].verb ? " " : "",
 			 cmds[i].verb ? cmds[i].verb : "", cmds[i].args[0] ? " " : "", cmds[i].args);
 		fprintf(f, "  %s\n      %s\n", words, cmds[i].help);

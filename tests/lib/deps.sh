@@ -32,6 +32,10 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs
 	# test-e2e-attach: a partitioned test disk
 	fdisk
+	# PXE (bootlinkctl pxe-config, test-e2e-pxe): dnsmasq for DHCP/proxyDHCP and TFTP, the iPXE
+	# binaries it serves (/usr/lib/ipxe), ip for the test's namespaces, curl as TFTP client,
+	# OVMF for a UEFI PC whose PXE client is not iPXE
+	dnsmasq-base ipxe iproute2 curl ovmf
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -400,12 +400,14 @@ static void test_paths(void)
 }
 
 /* Unknown files are ignored with a warning (with a suggestion when close
- * to a key); hidden files and editor backups are ignored silently. */
+ * to a key); hidden files, editor backups and other programs' *.conf files are
+ * ignored silently. */
 static void test_unknown(void)
 {
 	const char *dir = tree("unknown");
 	static const char *const silent[] = {
 		"workers~", ".workers.swp", "#workers#", ".git/config", "listen/nbd.dpkg-old", "workers.tmp",
+		"dnsmasq.conf",
 	};
 	char log[8192];
 	struct bl_conf c;
