@@ -170,6 +170,14 @@ int db_client_menu_set(struct db *db, int64_t client_id, const int64_t *image_id
 const char *db_boot_name(int boot);     /* "sanboot", "linux" */
 int db_boot_parse(const char *s);       /* -1 if unknown */
 
+/* Backup: copy the database into a new file dest as one consistent
+ * snapshot (sqlite online backup API), while others keep writing. */
+int db_backup(struct db *db, const char *dest);
+/* Set data_path, map_path and base_path of the version row v->id (restore). */
+int db_version_set_paths(struct db *db, const struct db_version *v);
+/* How many images and clients there are (restore refuses a database that has any). */
+int db_count_rows(struct db *db);
+
 const char *db_mode_name(int mode);     /* "ephemeral" ... */
 int db_mode_parse(const char *s);       /* -1 if unknown */
 

@@ -54,6 +54,12 @@ static const struct ctl_cmd cmds[] = {
 	  "discard a client's overlay (its files now if it is off; it starts clean at its next boot)",
 	  cmd_overlay_reset },
 	{ "status", NULL, "", "daemon state, images and their clients", cmd_status },
+	{ "backup", NULL, "DIR",
+	  "online backup: the database and every image version's files, with a manifest and sha256 sums",
+	  cmd_backup },
+	{ "restore", NULL, "DIR [--to DIR] [--force]",
+	  "restore a backup onto a stopped, fresh appliance (files into --to, default paths/versions)",
+	  cmd_restore },
 	{ "events", NULL, "[MAC] [--limit N]", "recent events, newest first (default 50)",
 	  cmd_events },
 };
