@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -34,6 +35,8 @@ struct cdisk {
 	uint64_t last_close_ns;
 	uint64_t boots;
 	bool boot_pending;
+	int64_t boot_time;         /* unix time the current boot started (0: none yet) */
+	int64_t close_time;        /* unix time its last connection closed */
 	char dir[1024];
 };
 
@@ -226,6 +229,7 @@ int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_
 		c->epoch = e->epoch;
 		c->boot_pending = false;
 		c->boots++;
+		c->boot_time = time(NULL);
 	}
 	int r = 0;
 	if (!c->vd)
@@ -246,6 +250,7 @@ void clients_release(const char *mac)
 	if (c && c->conns) {
 		c->conns--;
 		c->last_close_ns = now_ns();
+		c->close_time = time(NULL);
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -370,7 +375,9 @@ void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *
 {
 	pthread_mutex_lock(&lock);
 	for (struct cdisk *c = clients; c; c = c->next) {
-		struct client_info ci = { .mode = c->mode, .conns = c->conns, .boots = c->boots };
+		struct client_info ci = { .mode = c->mode, .conns = c->conns, .boots = c->boots,
+					  .boot_pending = c->boot_pending, .boot_time = c->boot_time,
+					  .close_time = c->close_time };
 		snprintf(ci.mac, sizeof ci.mac, "%s", c->mac);
 		snprintf(ci.dir, sizeof ci.dir, "%s", c->dir);
 		struct overlay *ov = c->vd ? vdisk_overlay(c->vd) : NULL;
@@ -383,6 +390,8 @@ void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *
 			ci.errors = ov->stat_errors;
 			ci.enospc = ov->stat_enospc;
 			ci.flushes = ov->stat_flushes;
+			ci.reads = ov->stat_reads;
+			ci.bytes_read = ov->stat_bytes_read;
 			pthread_mutex_unlock(&ov->lock);
 		}
 		cb(&ci, arg);

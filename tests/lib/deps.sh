@@ -32,6 +32,8 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs
 	# test-e2e-attach: a partitioned test disk
 	fdisk
+	# ops: the Prometheus parser checks /metrics (test-metrics)
+	python3-prometheus-client
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
