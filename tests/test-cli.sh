@@ -266,6 +266,17 @@ expect 0 "" status
 [[ $OUT == *"bootlinkd: not running"* && $OUT == *"2 images, 2 clients (1 without an image)"* ]] ||
 	fail "status: $OUT"
 ok "status: not running, counts"
+[[ $OUT == *"! bootlinkd is not running: no PC can boot; start it with: systemctl start bootlinkd"* &&
+	$OUT == *"! client PC001 (52:54:00:aa:bb:01) has no image and cannot boot: link it with: bootlinkctl client link 52:54:00:aa:bb:01 IMAGE"* ]] ||
+	fail "status warnings: $OUT"
+ok "status: warnings say what to do (daemon down, client without an image)"
+expect 0 "" --json status
+jcheck "status --json: clients (state off without a daemon), warnings" \
+	"sorted((c['name'], c['state'], c['image']) for c in d['clients']) == [('LAB3', 'off', 'ubuntu24'), ('PC001', 'off', '')] and len(d['warnings']) == 2 and d['overlay_dirs'] == []"
+expect 2 "--watch is for people" --json status --watch
+expect 2 "use 1..60 seconds" status --watch --every 0
+expect 2 "use 1..60 seconds" status --watch --every 61
+ok "status: --watch refuses --json, --every outside 1..60"
 echo ../run >"$T/conf/paths/run"
 mkdir -p "$T/run"
 touch "$T/run/ready"
