@@ -120,6 +120,9 @@ static const struct conf_key schema[] = {
 	  .note = "1 = named PC001, PC002 ... and linked to clients/default_image; 0 = a screen saying how to add it" },
 	{ .name = "clients/default_image", .type = CONF_STR, .def = "", .live = true, FIELD(clients_default_image),
 	  .help = "image PCs registered by clients/autoadd are linked to", .note = "empty = none (link them later)" },
+	{ .name = "daemon/user", .type = CONF_STR, .def = "", FIELD(daemon_user),
+	  .help = "user bootlinkd runs as once its ports are bound, when started as root",
+	  .note = "empty = stay as started; the Debian package sets bootlink" },
 };
 
 /* The schema table (conf.h). */

@@ -571,6 +571,8 @@ static int restore_file(struct restore *r, const char *rel, const char *dst)
 	struct bk_file *d = ret == -EEXIST ? NULL : list_add(&r->done);
 	if (d)
 		snprintf(d->src, sizeof d->src, "%s", dst);
+	if (ret == 0)
+		store_give(dst);
 	if (ret == -EEXIST)
 		return out_fail("restore: %s already exists: restore into another directory with --to DIR, "
 				"or overwrite with --force", dst);
@@ -710,6 +712,7 @@ int cmd_restore(struct ctl *c, int argc, char **argv)
 	ret = conf_load(c->conf_dir, &c->conf, err, sizeof err);
 	if (ret < 0)
 		return out_fail("%s", err);
+	store_set_conf(&c->conf);
 	struct restore r = { .c = c, .dir = pos[0], .force = force };
 	if (to && to[0] != '/') {
 		char cwd[PATH_MAX];

@@ -475,6 +475,8 @@ static int copy_overlay(struct commit *k)
 	progress_done(&p);
 	if (ret == 0)
 		ret = vfile_copy_sparse(k->ov.map, tmp_m, job_cb, NULL, err, sizeof err);
+	if (ret == 0)
+		store_give(tmp_d), store_give(tmp_m);
 	if (ret == 0 && (rename(tmp_d, k->data) < 0 || rename(tmp_m, k->map) < 0)) {
 		ret = -errno;
 		snprintf(err, sizeof err, "cannot rename into %s: %s", k->data, strerror(errno));
@@ -726,6 +728,8 @@ static int flatten_file(const struct db_image *img, const struct db_chain *ch, c
 	progress_init(&p, img->name);
 	int ret = vfile_flatten(ch, tmp, size, job_cb, &p, err, sizeof err);
 	progress_done(&p);
+	if (ret == 0)
+		store_give(tmp);
 	if (ret == 0 && rename(tmp, path) < 0) {
 		ret = -errno;
 		snprintf(err, sizeof err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));

@@ -13,12 +13,35 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+static const struct bl_conf *loaded;   /* for store_give() */
+
+/* Give path to daemon/user (store.h). */
+void store_give(const char *path)
+{
+	struct passwd *pw;
+	if (!loaded || !loaded->daemon_user[0] || strcmp(loaded->daemon_user, "root") == 0 || geteuid() != 0 ||
+	    !(pw = getpwnam(loaded->daemon_user)))
+		return;
+	if (chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		fprintf(stderr, "bootlinkctl: warning: cannot give %s to user %s: %s; bootlinkd may not be able "
+			"to read it\n", path, loaded->daemon_user, strerror(errno));
+}
+
+/* Remember the config for store_give() (commands that skip store_open). */
+void store_set_conf(const struct bl_conf *conf)
+{
+	loaded = conf;
+}
 
 /* Load the config tree and open the database. */
 int store_open(struct ctl *c, bool create)
 {
 	char err[1024];
+	loaded = &c->conf;
 	int ret = conf_load(c->conf_dir, &c->conf, err, sizeof err);
 	if (ret == -ENOENT || ret == -ENOTDIR)
 		return out_fail("%s; create it, or name the config tree with: bootlinkctl -c DIR ...", err);

@@ -4,7 +4,7 @@
  * the database (it rebuilds the export table when another process commits),
  * signals (signalfd) and the runtime tree. Workers (worker.c) own the data
  * path. Start-up order: config → database → exports → listening sockets →
- * workers → runtime tree "ready". SIGTERM/SIGINT: workers stop accepting and
+ * (then daemon/user: privdrop.h) → workers → runtime tree "ready". SIGTERM/SIGINT: workers stop accepting and
  * drain (limits/shutdown_timeout_s), then exit 0. SIGHUP: re-read the config
  * tree and the database.
  */
@@ -34,6 +34,7 @@
 #include "http.h"
 #include "iscsi.h"
 #include "nbd.h"
+#include "privdrop.h"
 #include "stats.h"
 #include "util.h"
 #include "vdisk.h"
@@ -357,6 +358,8 @@ static int start(struct daemon *d)
 	iscsi_configure(&d->conf);
 	r = start_listeners(d);
 	if (r < 0)
+		return r;
+	if ((r = priv_drop(&d->conf)) < 0)
 		return r;
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		r = worker_start(&d->workers[i]);
