@@ -34,6 +34,8 @@ PACKAGES=(
 	fdisk
 	# ops: the Prometheus parser checks /metrics (test-metrics)
 	python3-prometheus-client
+	# ops: the .deb build (test-deb) and manual page lint (test-install)
+	dpkg-dev debhelper mandoc
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
