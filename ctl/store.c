@@ -45,6 +45,8 @@ int store_open(struct ctl *c, bool create)
 	int ret = conf_load(c->conf_dir, &c->conf, err, sizeof err);
 	if (ret == -ENOENT || ret == -ENOTDIR)
 		return out_fail("%s; create it, or name the config tree with: bootlinkctl -c DIR ...", err);
+	if (ret == -EINVAL)
+		return out_fail("%s; fix that file, or remove it to use the default (see man 5 bootlink-config)", err);
 	if (ret < 0)
 		return out_fail("%s", err);
 	ret = db_open(c->conf.db_path, create, &c->db, err, sizeof err);
@@ -62,8 +64,8 @@ int store_fail(int err, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	if (err == -EBUSY)
-		return out_fail("%s: the database is locked by another process (waited 5 s); try again",
-				what);
+		return out_fail("%s: the database is locked by another process (waited 5 s): another bootlinkctl "
+				"(a commit, a restore) or a sqlite3 shell holds it; try again when it is done", what);
 	if (err == -EIO)
 		return out_fail("%s: database error (logged above); check the database file and "
 				"the disk holding it", what);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -72,10 +73,27 @@ void clients_configure(const struct bl_conf *c)
 		ndirs = n;
 		memset(dir_failed, 0, sizeof dir_failed);
 		for (int i = 0; i < ndirs; i++) {
+			char parent[1024];
+			struct stat st;
+			snprintf(parent, sizeof parent, "%s", dirs[i]);
+			char *slash = strrchr(parent, '/');
+			if (slash && slash != parent)
+				*slash = 0;
+			/* A directory whose parent is gone is a disk that is not
+			 * mounted: never create it on whatever disk is there instead. */
+			if (stat(dirs[i], &st) < 0 && stat(parent, &st) < 0) {
+				log_err("overlay directory %s is missing, and so is %s: is its disk mounted? mount it "
+					"(then restart bootlinkd), or remove it from overlay/dirs; no overlay goes there "
+					"meanwhile", dirs[i], parent);
+				dir_failed[i] = true;
+				continue;
+			}
 			int r = mkdir_p(dirs[i], 0700);
-			if (r < 0)
+			if (r < 0) {
 				log_err("overlay directory %s is not usable: %s (is its disk mounted? fix overlay/dirs)",
 					dirs[i], strerror(-r));
+				dir_failed[i] = true;
+			}
 		}
 	}
 	pthread_mutex_unlock(&lock);
@@ -112,7 +130,7 @@ static const char *choose_dir(const char *image_path, const char *mac, char *why
 	int r = n ? stage_choose(dv, n, &image_path, 1, per_dir, &floor_, allow_image_disk, &ch, reasons,
 				 sizeof reasons) : -ENOENT;
 	if (!n)
-		snprintf(reasons, sizeof reasons, "every overlay directory has failed (I/O errors; see the log)");
+		snprintf(reasons, sizeof reasons, "every overlay directory is missing or has failed (see the log)");
 	str_rstrip(reasons);
 	if (r < 0) {
 		snprintf(why, len, "client %s: no overlay directory may be used: %.700s%s", mac, reasons,
