@@ -245,12 +245,13 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Names that are never settings: hidden files, editor backups and
- * leftovers of package managers and of write_small_file(). */
+/* Names that are never settings: hidden files, editor backups,
+ * leftovers of package managers and of write_small_file(), and the README
+ * `make install` puts at the top of the tree (bootlink-confdoc). */
 static bool name_ignored(const char *n)
 {
 	size_t l = strlen(n);
-	return l == 0 || n[0] == '.' || n[l - 1] == '~' || (n[0] == '#' && n[l - 1] == '#') ||
+	return l == 0 || n[0] == '.' || strcmp(n, "README") == 0 || n[l - 1] == '~' || (n[0] == '#' && n[l - 1] == '#') ||
 	       has_suffix(n, ".tmp") || has_suffix(n, ".bak") || has_suffix(n, ".orig") ||
 	       has_suffix(n, ".swp") || strstr(n, ".dpkg-") || strstr(n, ".ucf-");
 }

@@ -16,7 +16,7 @@ need_bootlink
 [[ -x $BUILD/bootlink-confdoc ]] || skip "$BUILD/bootlink-confdoc is not built (run make)"
 
 D=$T/dest
-timeout 120 make -s -C "$SRCDIR" install O="$BUILD" DESTDIR="$D" PREFIX=/usr >"$T/make.log" 2>&1 ||
+timeout 300 make -s -C "$SRCDIR" install O="$BUILD" SANITIZE="${SANITIZE:-0}" DESTDIR="$D" PREFIX=/usr >"$T/make.log" 2>&1 ||
 	fail "make install failed: $(tail -5 "$T/make.log")"
 for f in usr/sbin/bootlinkd usr/sbin/bootlinkctl usr/sbin/bootlink-stage; do
 	[[ -x $D/$f ]] || fail "missing $f"

@@ -405,7 +405,7 @@ static void test_unknown(void)
 {
 	const char *dir = tree("unknown");
 	static const char *const silent[] = {
-		"workers~", ".workers.swp", "#workers#", ".git/config", "listen/nbd.dpkg-old", "workers.tmp",
+		"workers~", ".workers.swp", "#workers#", ".git/config", "listen/nbd.dpkg-old", "workers.tmp", "README",
 	};
 	char log[8192];
 	struct bl_conf c;
