@@ -59,36 +59,52 @@ static void rt_str(const struct ctl *c, const char *rel, char *buf, size_t len)
 	str_rstrip(buf);
 }
 
-/* The address (no port) of a live connection of client mac, from
- * <run>/connections/<id>/{export,peer}; "" if none. */
-static void client_ip(const struct ctl *c, const char *mac, char *ip, size_t len)
+/* Live client connections: the client's MAC and the peer's address. */
+struct conn_ip {
+	char mac[18];
+	char ip[64];
+};
+
+/* Read <run>/connections/<id>/{export,peer} once: every connection whose
+ * export is client/<mac>, with its address without the port. *out is
+ * malloc'ed (NULL when there are none); returns how many. */
+static size_t load_conn_ips(const struct ctl *c, struct conn_ip **out)
 {
-	char dir[PATH_MAX], want[64], rel[300], v[128];
+	char dir[PATH_MAX], rel[300], v[128];
+	size_t n = 0, cap = 0;
+	*out = NULL;
 	snprintf(dir, sizeof dir, "%s/connections", c->conf.run_dir);
-	snprintf(want, sizeof want, "client/%s", mac);
-	ip[0] = 0;
 	DIR *d = opendir(dir);
 	if (!d)
-		return;
+		return 0;
 	struct dirent *de;
-	while (!ip[0] && (de = readdir(d))) {
+	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.' || strstr(de->d_name, ".new"))
 			continue;
 		snprintf(rel, sizeof rel, "connections/%.200s/export", de->d_name);
 		rt_str(c, rel, v, sizeof v);
-		if (strcmp(v, want) != 0)
+		if (strncmp(v, "client/", 7) != 0 || strlen(v + 7) >= sizeof (*out)->mac)
 			continue;
+		if (n == cap) {
+			struct conn_ip *m = realloc(*out, (cap = cap ? cap * 2 : 64) * sizeof *m);
+			if (!m)
+				break;
+			*out = m;
+		}
+		struct conn_ip *e = &(*out)[n++];
+		snprintf(e->mac, sizeof e->mac, "%s", v + 7);
 		snprintf(rel, sizeof rel, "connections/%.200s/peer", de->d_name);
 		rt_str(c, rel, v, sizeof v);
 		char *colon = strrchr(v, ':');
 		if (colon)
 			*colon = 0;
-		snprintf(ip, len, "%.*s", (int)len - 1, v[0] == '[' ? v + 1 : v);
-		char *br = strchr(ip, ']');
+		snprintf(e->ip, sizeof e->ip, "%.*s", (int)sizeof e->ip - 1, v[0] == '[' ? v + 1 : v);
+		char *br = strchr(e->ip, ']');
 		if (br)
 			*br = 0;
 	}
 	closedir(d);
+	return n;
 }
 
 /* "14:02:11" for today, "2026-11-30" before, "-" for never. */
@@ -118,6 +134,8 @@ struct status {
 	char warn[WARN_MAX][WARN_LEN];
 	int nwarn;
 	uint64_t block_size;
+	struct conn_ip *ips;     /* live client connections (load_conn_ips) */
+	size_t nips;
 };
 
 /* Add a warning line (dropped past WARN_MAX). */
@@ -183,7 +201,10 @@ static int client_row_cb(const struct db_client *cl, void *arg)
 			    rt_u64(c, "clients/%s/%s", cl->mac, "overlay_file_bytes") : 0;
 	uint64_t enospc = live ? rt_u64(c, "clients/%s/%s", cl->mac, "enospc") : 0;
 	uint64_t werr = live ? rt_u64(c, "clients/%s/%s", cl->mac, "write_errors") : 0;
-	client_ip(c, cl->mac, ip, sizeof ip);
+	ip[0] = 0;
+	for (size_t i = 0; i < s->nips && !ip[0]; i++)
+		if (strcmp(s->ips[i].mac, cl->mac) == 0)
+			snprintf(ip, sizeof ip, "%s", s->ips[i].ip);
 	ver[0] = 0;
 	if (cl->image_name[0]) {
 		char rel[200];
@@ -366,6 +387,7 @@ static int status_once(struct ctl *c)
 	if (s.running)
 		rt_str(c, "ready", pid, sizeof pid);
 	s.block_size = rt_u64(c, "cache/%s%s", "block_size", "");
+	s.nips = s.running ? load_conn_ips(c, &s.ips) : 0;
 	s.clients_t = out_table_new(client_cols, ARRAY_SIZE(client_cols));
 	s.images_t = out_table_new(image_cols, ARRAY_SIZE(image_cols));
 	s.dirs_t = out_table_new(dir_cols, ARRAY_SIZE(dir_cols));
@@ -439,6 +461,7 @@ out:
 		out_table_free(s.images_t);
 	if (s.dirs_t)
 		out_table_free(s.dirs_t);
+	free(s.ips);
 	return ret < 0 ? CTL_ERR : ret;
 }
 
