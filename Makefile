@@ -61,7 +61,7 @@ $(O)/%.o: %.c
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
 
-.PHONY: all pkgcheck deps check unit bench demo fuzz clean man install
+.PHONY: all pkgcheck deps check unit bench demo fuzz clean
 deps:
 	@tests/lib/deps.sh
 
@@ -109,6 +109,7 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 STATEDIR ?= $(if $(filter /usr,$(PREFIX)),/var/lib,$(PREFIX)/var/lib)
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 INSTALL_PROGS := bootlinkd bootlinkctl bootlink-stage bootlink-attach
+.PHONY: man install
 
 man: $(O)/bootlink-confdoc
 	@mkdir -p $(O)/man

@@ -66,6 +66,9 @@ static const struct conf_key schema[] = {
 	  FIELD(cache_size_mb), .help = "MiB of RAM for the block cache shared by all images", .note = "0 = off" },
 	{ .name = "cache/block_kb", .type = CONF_UINT, .def = "64", .min = 4, .max = 1024, .pow2 = true,
 	  FIELD(cache_block_kb), .help = "KiB per cache block (the unit read from disk on a miss)" },
+	{ .name = "daemon/user", .type = CONF_STR, .def = "", FIELD(daemon_user),
+	  .help = "user bootlinkd runs as once its ports are bound, when started as root",
+	  .note = "empty = stay as started; the Debian package sets bootlink" },
 	{ .name = "overlay/dirs", .type = CONF_STR, .def = "/var/lib/bootlink/overlays", FIELD(overlay_dirs),
 	  .help = "directories for overlay files, separated by spaces (relative: to the config tree)",
 	  .note = "new overlays go to the one with the most free space" },
@@ -120,9 +123,6 @@ static const struct conf_key schema[] = {
 	  .note = "1 = named PC001, PC002 ... and linked to clients/default_image; 0 = a screen saying how to add it" },
 	{ .name = "clients/default_image", .type = CONF_STR, .def = "", .live = true, FIELD(clients_default_image),
 	  .help = "image PCs registered by clients/autoadd are linked to", .note = "empty = none (link them later)" },
-	{ .name = "daemon/user", .type = CONF_STR, .def = "", FIELD(daemon_user),
-	  .help = "user bootlinkd runs as once its ports are bound, when started as root",
-	  .note = "empty = stay as started; the Debian package sets bootlink" },
 };
 
 /* The schema table (conf.h). */
@@ -245,13 +245,12 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Names that are never settings: hidden files, editor backups,
- * leftovers of package managers and of write_small_file(), and the README
- * `make install` puts at the top of the tree (bootlink-confdoc). */
+/* Names that are never settings: hidden files, editor backups and
+ * leftovers of package managers and of write_small_file(). */
 static bool name_ignored(const char *n)
 {
 	size_t l = strlen(n);
-	return l == 0 || n[0] == '.' || strcmp(n, "README") == 0 || n[l - 1] == '~' || (n[0] == '#' && n[l - 1] == '#') ||
+	return l == 0 || n[0] == '.' || n[l - 1] == '~' || (n[0] == '#' && n[l - 1] == '#') ||
 	       has_suffix(n, ".tmp") || has_suffix(n, ".bak") || has_suffix(n, ".orig") ||
 	       has_suffix(n, ".swp") || strstr(n, ".dpkg-") || strstr(n, ".ucf-");
 }
@@ -371,11 +370,12 @@ static const struct conf_key *nearest_key(const char *rel)
 	return best;
 }
 
-/* walk() callback: warn about a file that is no setting. */
+/* walk() callback: warn about a file that is no setting (but the README
+ * `make install` puts at the top of the tree). */
 static int warn_unknown_cb(const struct walk_ent *e, void *arg)
 {
 	(void)arg;
-	if (e->kind == W_DIR || schema_find(e->rel))
+	if (e->kind == W_DIR || schema_find(e->rel) || strcmp(e->rel, "README") == 0)
 		return 0;
 	const struct conf_key *k = nearest_key(e->rel);
 	if (k)

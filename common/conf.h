@@ -29,6 +29,7 @@ struct bl_conf {
 	unsigned workers;                /* workers: io_uring worker threads, 0 = one per core */
 	char db_path[CONF_PATH_MAX];     /* paths/db: sqlite database (absolute after load) */
 	char run_dir[CONF_PATH_MAX];     /* paths/run: runtime state tree (absolute after load) */
+	char daemon_user[64];            /* daemon/user: user bootlinkd switches to after binding, "" = stay */
 	int log_level;                   /* log/level: enum bl_log_level (live) */
 	unsigned max_connections;        /* limits/max_connections (live) */
 	unsigned max_inflight;           /* limits/inflight: requests in flight per connection (live) */
@@ -57,7 +58,6 @@ struct bl_conf {
 	/* Unknown PCs asking for their iPXE script (daemon/autoadd.c) */
 	unsigned clients_autoadd;        /* clients/autoadd: 1 = register unknown MACs (PC001...) (live) */
 	char clients_default_image[64];  /* clients/default_image: image new PCs are linked to (live) */
-	char daemon_user[64];            /* daemon/user: user bootlinkd switches to after binding, "" = stay */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };
