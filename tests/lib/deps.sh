@@ -32,11 +32,11 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs
 	# test-e2e-attach: a partitioned test disk
 	fdisk
-	# ops: the Prometheus parser checks /metrics (test-metrics)
-	python3-prometheus-client
-	# ops: the .deb build (test-deb) and manual page lint (test-install)
-	dpkg-dev debhelper mandoc
 )
+
+# ops: the Prometheus parser checks /metrics (test-metrics); the .deb build
+# (test-deb) and manual page lint (test-install)
+PACKAGES+=(python3-prometheus-client dpkg-dev debhelper mandoc)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: not a Debian system (no dpkg-query); make sure the equivalents of these are installed:" >&2
