@@ -1075,6 +1075,19 @@ int db_version_set_paths(struct db *db, const struct db_version *v)
 	return ret == 0 && changes == 0 ? -ENOENT : ret;
 }
 
+/* Delete events older than before (unix time); returns how many. */
+int db_event_prune(struct db *db, int64_t before)
+{
+	sqlite3_stmt *st;
+	int changes = 0;
+	int ret = prep(db, "DELETE FROM events WHERE time < ?1", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, before);
+	ret = exec_stmt(db, st, -EIO, "prune events", &changes);
+	return ret < 0 ? ret : changes;
+}
+
 /* Rows in the images and clients tables together. */
 int db_count_rows(struct db *db)
 {

@@ -175,6 +175,9 @@ int db_boot_parse(const char *s);       /* -1 if unknown */
 int db_backup(struct db *db, const char *dest);
 /* Set data_path, map_path and base_path of the version row v->id (restore). */
 int db_version_set_paths(struct db *db, const struct db_version *v);
+/* Delete the events older than before (unix time): the retention limit
+ * (events/keep_days). Returns how many went. */
+int db_event_prune(struct db *db, int64_t before);
 /* How many images and clients there are (restore refuses a database that has any). */
 int db_count_rows(struct db *db);
 

@@ -575,24 +575,54 @@ static int event_cb(const struct db_event *e, void *arg)
 	return out_table_row(arg, cells);
 }
 
-/* events [MAC] [--limit N] */
+/* --since: "2d", "3h", "90m", "45s" ago; "YYYY-MM-DD" or "YYYY-MM-DD HH:MM[:SS]"
+ * local time; "@UNIXTIME". -1 if none of those. */
+static int64_t parse_since(const char *s)
+{
+	char unit = 0, rest;
+	unsigned long long n;
+	struct tm tm;
+	if (s[0] == '@')
+		return sscanf(s + 1, "%llu%c", &n, &rest) == 1 ? (int64_t)n : -1;
+	if (sscanf(s, "%llu%c%c", &n, &unit, &rest) == 2 && strchr("dhms", unit) && n < 100000000ull)
+		return (int64_t)time(NULL) - (int64_t)n * (unit == 'd' ? 86400 : unit == 'h' ? 3600 : unit == 'm' ? 60 : 1);
+	memset(&tm, 0, sizeof tm);
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+	if (end && *end == ' ' && !(end = strptime(end + 1, "%H:%M:%S", &tm)))
+		end = strptime(strchr(s, ' ') + 1, "%H:%M", &tm);
+	if (!end || *end)
+		return -1;
+	tm.tm_isdst = -1;
+	return (int64_t)mktime(&tm);
+}
+
+/* events [MAC] [--client MAC] [--since WHEN] [--limit N] */
 int cmd_events(struct ctl *c, int argc, char **argv)
 {
-	const char *pos[ARGS_MAX_POS], *limit_s = NULL;
-	const struct args_opt opts[] = { { .name = "limit", .value = &limit_s }, { 0 } };
+	const char *pos[ARGS_MAX_POS], *limit_s = NULL, *since_s = NULL, *client = NULL;
+	const struct args_opt opts[] = { { .name = "limit", .value = &limit_s }, { .name = "since", .value = &since_s },
+					 { .name = "client", .value = &client }, { 0 } };
 	char mac[MAC_STR_LEN];
 	uint64_t limit = 50;
+	int64_t since = 0;
 	int ret = args_parse(c, argc, argv, opts, pos);
 	if (ret)
 		return ret;
 	if (limit_s && parse_u64(limit_s, 0, 1000000, &limit) < 0)
 		return out_fail("invalid --limit '%s': use a number 0..1000000 (0 = all)", limit_s);
+	if (since_s && (since = parse_since(since_s)) < 0)
+		return out_fail("invalid --since '%s': use 2d, 3h, 90m (ago), 2026-12-01, '2026-12-01 14:30' or "
+				"@UNIXTIME", since_s);
+	if (client && pos[0] && strcmp(client, pos[0]) != 0)
+		return args_usage(c, "give the client once: MAC or --client MAC");
+	if (client)
+		pos[0] = client;
 	if ((pos[0] && (ret = store_mac(pos[0], mac))) || (ret = store_open(c, true)))
 		return ret;
 	struct out_table *t = out_table_new(event_cols, ARRAY_SIZE(event_cols));
 	if (!t)
 		return out_fail("out of memory");
-	if ((ret = db_event_list(c->db, pos[0] ? mac : NULL, 0, (int)limit, event_cb, t)) < 0) {
+	if ((ret = db_event_list(c->db, pos[0] ? mac : NULL, since, (int)limit, event_cb, t)) < 0) {
 		out_table_free(t);
 		return store_fail(ret, "listing events");
 	}

@@ -61,7 +61,8 @@ static const struct ctl_cmd cmds[] = {
 	{ "restore", NULL, "DIR [--to DIR] [--force]",
 	  "restore a backup onto a stopped, fresh appliance (files into --to, default paths/versions)",
 	  cmd_restore },
-	{ "events", NULL, "[MAC] [--limit N]", "recent events, newest first (default 50)",
+	{ "events", NULL, "[MAC] [--client MAC] [--since WHEN] [--limit N]",
+	  "recent events, newest first (default 50; WHEN: 2d, 3h, 2026-12-01 ...)",
 	  cmd_events },
 };
 

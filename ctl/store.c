@@ -15,6 +15,7 @@
 #include <string.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const struct bl_conf *loaded;   /* for store_give() */
@@ -159,6 +160,9 @@ int store_commit(struct ctl *c, const char *mac, const char *kind, const char *f
 	int ret = db_event_add(c->db, mac, kind, text);
 	if (ret < 0)
 		return store_abort(c, store_fail(ret, "recording the event"));
+	if (c->conf.events_keep_days &&
+	    (ret = db_event_prune(c->db, time(NULL) - (int64_t)c->conf.events_keep_days * 86400)) < 0)
+		return store_abort(c, store_fail(ret, "pruning the event log (events/keep_days)"));
 	ret = db_commit(c->db);
 	if (ret < 0)
 		return store_abort(c, store_fail(ret, "saving the change"));

@@ -337,6 +337,24 @@ jcheck "client set --menu none: no menu" "d['client']['menu'] == []"
 expect 0 "" client rm 52:54:00:cc:00:01
 expect 0 "" image rm lin
 ok "client set: menus (unknown images refused, image rm cascades, none clears), timeouts 0..3600, kernel options checked"
+expect 0 "" --json events --since 1h --limit 0
+jcheck "events --since 1h: every event of this run" "len(d['events']) >= 8"
+expect 0 "" --json events --since "2099-01-01 00:00" --limit 0
+jcheck "events --since a future date: none" "d['events'] == []"
+expect 0 "" --json events --client 52:54:00:aa:bb:01 --since 2d
+jcheck "events --client MAC --since 2d: that client only" "d['events'] and all(e['mac'] == '52:54:00:aa:bb:01' for e in d['events'])"
+expect 1 "invalid --since 'yesterday': use 2d, 3h, 90m (ago)" events --since yesterday
+ok "events --since: rejects what it cannot read"
+if command -v sqlite3 >/dev/null; then
+	timeout 10 sqlite3 "$DB" "INSERT INTO events (time, mac, kind, text) VALUES (1000, '', 'test', 'ancient')"
+	mkdir -p "$T/conf/events" && echo 30 >"$T/conf/events/keep_days"
+	expect 0 "" client set 52:54:00:aa:bb:01 --name LAB1
+	[[ $(timeout 10 sqlite3 "$DB" "SELECT count(*) FROM events WHERE text = 'ancient'") == 0 ]] ||
+		fail "events/keep_days = 30 kept an event from 1970"
+	expect 0 "" client set 52:54:00:aa:bb:01 --name PC001
+	rm -r "$T/conf/events"
+	ok "events/keep_days: the next change drops events older than the limit"
+fi
 
 # ---- the database file ----
 if command -v sqlite3 >/dev/null; then
