@@ -5,7 +5,8 @@
  *   DIR/bootlink.db       the database, a consistent snapshot (sqlite backup API)
  *   DIR/files/...         every file of every image version: version 1's image
  *                         file and each later version's delta (.data + .map) or
- *                         flattened base (.raw), named <image>-<id>-v<N>.<ext>
+ *                         flattened base (.raw), named <image>-<id>-v<N>.<ext>;
+ *                         a Linux image's kernel and initrd, <image>-<id>.vmlinuz/.initrd
  *   DIR/manifest.json     what is in it: images, versions, their files (original
  *                         path, size, sha256) and the clients with their links
  *   DIR/SHA256SUMS        `sha256sum -c` format, every file above but the manifest
@@ -65,8 +66,8 @@
 /* One file of an image version. */
 struct bk_file {
 	int64_t image_id;
-	int number;                       /* version */
-	const char *role;                 /* "base", "data", "map" */
+	int number;                       /* version; 0 for the image's kernel and initrd */
+	const char *role;                 /* "base", "data", "map", "kernel", "initrd" */
 	char src[DB_PATH_MAX];            /* backup: original path; restore: path in the backup */
 	char rel[BK_REL_MAX];             /* "files/<image>-<id>-v<N>.<ext>" */
 	uint64_t size;
@@ -161,8 +162,15 @@ static int backup_add(struct backup *b, const struct db_image *img, int number, 
 		return out_fail("out of memory");
 	f->image_id = img->id, f->number = number, f->role = role;
 	snprintf(f->src, sizeof f->src, "%s", path);
-	snprintf(f->rel, sizeof f->rel, BK_FILES "/%s-%lld-v%d.%s", img->name, (long long)img->id, number, ext);
+	if (number)
+		snprintf(f->rel, sizeof f->rel, BK_FILES "/%s-%lld-v%d.%s", img->name, (long long)img->id, number, ext);
+	else
+		snprintf(f->rel, sizeof f->rel, BK_FILES "/%s-%lld.%s", img->name, (long long)img->id, ext);
 	int64_t size = file_size(path);
+	if (size < 0 && !number)
+		return out_fail("image '%s': its %s %s is %s; restore it, or set another with: bootlinkctl image "
+				"set %s --%s FILE, then back up again", img->name, role, path,
+				size == -EINVAL ? "not a regular file" : "missing or unreadable", img->name, role);
 	if (size < 0)
 		return out_fail("image '%s': version %d needs %s, which is %s; restore the file or repair the "
 				"image (bootlinkctl image repair %s), then back up again", img->name, number,
@@ -187,6 +195,10 @@ static int backup_image_cb(const struct db_image *img, void *arg)
 {
 	struct backup *b = arg;
 	int ret = backup_add(b, img, 1, "base", img->path, "raw");
+	if (!ret && img->kernel[0])
+		ret = backup_add(b, img, 0, "kernel", img->kernel, "vmlinuz");
+	if (!ret && img->initrd[0])
+		ret = backup_add(b, img, 0, "initrd", img->initrd, "initrd");
 	if (ret)
 		return ret;
 	b->img = img;
@@ -250,7 +262,14 @@ static int backup_relocate(struct backup *b)
 	int ret = db_begin(b->snap);
 	for (size_t i = 0; ret == 0 && i < b->files.n; i++) {
 		const struct bk_file *f = &b->files.f[i];
-		if (f->number == 1) {
+		if (f->number == 0) {
+			struct db_image img;
+			if ((ret = db_image_get_id(b->snap, f->image_id, &img)) == 0) {
+				char *dst = strcmp(f->role, "kernel") == 0 ? img.kernel : img.initrd;
+				snprintf(dst, DB_PATH_MAX, "%s", f->rel);
+				ret = db_image_set_boot(b->snap, &img);
+			}
+		} else if (f->number == 1) {
 			struct db_image img;
 			if ((ret = db_image_get_id(b->snap, f->image_id, &img)) == 0) {
 				snprintf(img.path, sizeof img.path, "%s", f->rel);
@@ -316,8 +335,11 @@ static int manifest_image_cb(const struct db_image *img, void *arg)
 		const struct bk_file *f = &mf->b->files.f[i];
 		if (f->image_id != img->id)
 			continue;
-		fprintf(m, "%s\n        { \"version\": %d, \"role\": \"%s\", \"file\": ", first ? "" : ",",
-			f->number, f->role);
+		if (f->number)
+			fprintf(m, "%s\n        { \"version\": %d, \"role\": \"%s\", \"file\": ", first ? "" : ",",
+				f->number, f->role);
+		else
+			fprintf(m, "%s\n        { \"role\": \"%s\", \"file\": ", first ? "" : ",", f->role);
 		first = false;
 		out_json_string(m, f->rel);
 		fputs(", \"original\": ", m);
@@ -633,6 +655,13 @@ static int restore_image_cb(const struct db_image *img, void *arg)
 	ident_to_image(&id, &ni);
 	if ((ret = db_image_update(r->db, &ni)) < 0)
 		return store_fail(ret, "restore: updating image '%s'", img->name);
+	if (ni.kernel[0] || ni.initrd[0]) {
+		if ((ret = restore_path(r, ni.kernel, sizeof ni.kernel)) ||
+		    (ret = restore_path(r, ni.initrd, sizeof ni.initrd)))
+			return ret;
+		if ((ret = db_image_set_boot(r->db, &ni)) < 0)
+			return store_fail(ret, "restore: updating the boot files of image '%s'", img->name);
+	}
 	ret = db_version_list(r->db, img->id, restore_version_cb, r);
 	return ret < 0 ? store_fail(ret, "restore: listing versions of image '%s'", img->name) : ret;
 }

@@ -40,6 +40,10 @@ ctl client add "$U" --image other --name LOOSE >/dev/null
 ctl image rm other --force >/dev/null 2>&1 || true # unlinks E and U: a client without an image
 ctl image add other "$T/other" >/dev/null
 ctl client link "$E" other >/dev/null
+# "other" boots Linux: its kernel and initrd are files of the backup too.
+head -c 300000 /dev/urandom >"$T/vmlinuz"
+head -c 700000 /dev/urandom >"$T/initrd"
+ctl image set other --kernel "$T/vmlinuz" --initrd "$T/initrd" >/dev/null
 start_daemon overlay/dirs=overlays paths/versions=vstore overlay/boot_gap_s=0 runtime/interval_ms=100
 
 json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
@@ -115,11 +119,11 @@ w1=$(writes)
 touch "$T/load.stop"
 wait "$loader" || fail "the write load failed"
 cat "$T/backup.out"
-grep -q "backed up 2 images (7 files" "$T/backup.out" || fail "backup summary: $(<"$T/backup.out")"
+grep -q "backed up 2 images (9 files" "$T/backup.out" || fail "backup summary: $(<"$T/backup.out")"
 (cd "$T/bk" && sha256sum --quiet -c SHA256SUMS) || fail "sha256sum -c rejects the backup's SHA256SUMS"
 json '[f["file"] for i in d["images"] for f in i["files"]]' <"$T/bk/manifest.json" >"$T/mfiles"
 for f in files/base-1-v1.raw files/base-1-v2.data files/base-1-v2.map files/base-1-v3.data files/base-1-v4.raw \
-	files/other-3-v1.raw; do
+	files/other-3-v1.raw files/other-3.vmlinuz files/other-3.initrd; do
 	grep -q "'$f'" "$T/mfiles" || fail "manifest.json does not list $f: $(<"$T/mfiles")"
 	[[ -f $T/bk/$f ]] || fail "the backup has no $f"
 done
@@ -127,7 +131,7 @@ done
 	fail "manifest.json: $(head -c 600 "$T/bk/manifest.json")"
 alloc=$(($(stat -c %b "$T/bk/files/base-1-v2.data") * 512))
 ((alloc < SIZE / 2)) || fail "the backup of a delta is not sparse: $alloc bytes allocated"
-ok "backup in $(((t1 - t0) / 1000)) ms while $P wrote $((w1 - w0)) times; sha256sum -c ok; manifest lists 7 files, 4 clients"
+ok "backup in $(((t1 - t0) / 1000)) ms while $P wrote $((w1 - w0)) times; sha256sum -c ok; manifest lists 9 files (with other's kernel and initrd), 4 clients"
 
 # ---- restore refuses while bootlinkd runs, and onto a database with images
 if ctl restore "$T/bk" --force >"$T/out" 2>&1; then fail "restore ran while bootlinkd was running"; fi
@@ -141,6 +145,8 @@ ok "restore refused while bootlinkd runs and onto a database with images"
 mv "$T/conf/vstore" "$T/vstore.gone"
 mv "$T/img" "$T/img.gone"
 mv "$T/other" "$T/other.gone"
+mv "$T/vmlinuz" "$T/vmlinuz.gone"
+mv "$T/initrd" "$T/initrd.gone"
 conf_set paths/db db2/bootlink.db
 conf_set paths/versions vstore2
 conf_set overlay/dirs overlays2
@@ -154,6 +160,12 @@ ctl --json image versions base | json 'd["current"], [(v.get("path") or v["data_
 [[ $(<"$T/vers") == "3 [True, True, True, True]" ]] || fail "restored versions: $(<"$T/vers")"
 ctl image list | grep -q "other .*ok" || fail "image other not ok after restore: $(ctl image list)"
 ctl events | grep -q "restored from $T/bk" || fail "no restore event"
+if command -v sqlite3 >/dev/null; then
+	[[ $(timeout 10 sqlite3 "$T/conf/db2/bootlink.db" "SELECT kernel || ' ' || initrd FROM images WHERE name = 'other'") == "$T/restored/other-3.vmlinuz $T/restored/other-3.initrd" ]] ||
+		fail "the kernel and initrd of other were not re-pointed"
+fi
+cmp "$T/restored/other-3.vmlinuz" "$T/vmlinuz.gone" && cmp "$T/restored/other-3.initrd" "$T/initrd.gone" ||
+	fail "restored kernel/initrd differ"
 ok "restored 2 images, 5 versions (current 3), the same 4 client links, files under restored/"
 
 start_daemon
@@ -163,8 +175,12 @@ for v in 3 1 2 4; do
 done
 wait_for 10 sum_is other "${S[other]}" || fail "the restored appliance serves image other wrongly"
 sum_is "client/$E" "${S[other]}" || fail "client $E does not boot image other"
+if command -v curl >/dev/null && [[ -n ${HTTP_ADDR:-} ]]; then
+	timeout 20 curl -sf "http://$HTTP_ADDR/boot/other/vmlinuz" -o "$T/k.http" && cmp "$T/k.http" "$T/vmlinuz.gone" ||
+		fail "the restored appliance does not serve other's kernel over HTTP"
+fi
 stop_daemon
-ok "a daemon on the restored database serves versions 3, 1, 2, 4 of base and image other with the original sha256"
+ok "a daemon on the restored database serves versions 3, 1, 2, 4 of base, image other and its kernel with the original sha256"
 
 # ---- damaged backups are refused, leaving nothing behind
 conf_set paths/db db3/bootlink.db
