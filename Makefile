@@ -92,3 +92,43 @@ fuzz:
 
 clean:
 	rm -rf build build-san build-fuzz
+
+# ---- ops: manual pages and install ------------------------------------
+#
+#   make man                       $(O)/man/: bootlink-config.5 generated from the
+#                                  config schema, the hand-written pages of man/
+#   make install DESTDIR=... PREFIX=/usr
+#                                  programs in $(PREFIX)/sbin, pages in
+#                                  $(PREFIX)/share/man, /etc/bootlink (daemon/user
+#                                  and a README of every key and default),
+#                                  /var/lib/bootlink, every unit of dist/systemd/
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+STATEDIR ?= $(if $(filter /usr,$(PREFIX)),/var/lib,$(PREFIX)/var/lib)
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+INSTALL_PROGS := bootlinkd bootlinkctl bootlink-stage bootlink-attach
+.PHONY: man install
+
+man: $(O)/bootlink-confdoc
+	@mkdir -p $(O)/man
+	$(O)/bootlink-confdoc man >$(O)/man/bootlink-config.5
+	$(O)/bootlink-confdoc defaults >$(O)/man/README.etc
+	cp man/*.8 $(O)/man/
+
+install: all man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	@set -e; for p in $(INSTALL_PROGS); do \
+		if [ -x $(O)/$$p ]; then install -m 0755 $(O)/$$p $(DESTDIR)$(SBINDIR)/$$p; \
+		else echo "install: $$p is not built here; skipped"; fi; done
+	install -m 0644 $(O)/man/bootlink-config.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(SYSCONFDIR)/bootlink/daemon
+	install -m 0644 $(O)/man/README.etc $(DESTDIR)$(SYSCONFDIR)/bootlink/README
+	echo bootlink >$(DESTDIR)$(SYSCONFDIR)/bootlink/daemon/user
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/bootlink/daemon/user
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)/bootlink $(DESTDIR)$(STATEDIR)/bootlink/overlays \
+		$(DESTDIR)$(STATEDIR)/bootlink/versions
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 0644 dist/systemd/*.service $(DESTDIR)$(UNITDIR)/

@@ -66,6 +66,12 @@ static const struct conf_key schema[] = {
 	  FIELD(cache_size_mb), .help = "MiB of RAM for the block cache shared by all images", .note = "0 = off" },
 	{ .name = "cache/block_kb", .type = CONF_UINT, .def = "64", .min = 4, .max = 1024, .pow2 = true,
 	  FIELD(cache_block_kb), .help = "KiB per cache block (the unit read from disk on a miss)" },
+	{ .name = "daemon/user", .type = CONF_STR, .def = "", FIELD(daemon_user),
+	  .help = "user bootlinkd runs as once its ports are bound, when started as root",
+	  .note = "empty = stay as started; the Debian package sets bootlink" },
+	{ .name = "events/keep_days", .type = CONF_UINT, .def = "365", .min = 0, .max = 36500, .live = true,
+	  FIELD(events_keep_days), .help = "days the event log keeps an event (older ones go at the next change)",
+	  .note = "0 = forever" },
 	{ .name = "overlay/dirs", .type = CONF_STR, .def = "/var/lib/bootlink/overlays", FIELD(overlay_dirs),
 	  .help = "directories for overlay files, separated by spaces (relative: to the config tree)",
 	  .note = "new overlays go to the one with the most free space" },
@@ -373,11 +379,12 @@ static const struct conf_key *nearest_key(const char *rel)
 	return best;
 }
 
-/* walk() callback: warn about a file that is no setting. */
+/* walk() callback: warn about a file that is no setting (but the README
+ * `make install` puts at the top of the tree). */
 static int warn_unknown_cb(const struct walk_ent *e, void *arg)
 {
 	(void)arg;
-	if (e->kind == W_DIR || schema_find(e->rel))
+	if (e->kind == W_DIR || schema_find(e->rel) || strcmp(e->rel, "README") == 0)
 		return 0;
 	const struct conf_key *k = nearest_key(e->rel);
 	if (k)

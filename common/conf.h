@@ -29,6 +29,8 @@ struct bl_conf {
 	unsigned workers;                /* workers: io_uring worker threads, 0 = one per core */
 	char db_path[CONF_PATH_MAX];     /* paths/db: sqlite database (absolute after load) */
 	char run_dir[CONF_PATH_MAX];     /* paths/run: runtime state tree (absolute after load) */
+	char daemon_user[64];            /* daemon/user: user bootlinkd switches to after binding, "" = stay */
+	unsigned events_keep_days;       /* events/keep_days: event log retention, 0 = forever (bootlinkctl) */
 	int log_level;                   /* log/level: enum bl_log_level (live) */
 	unsigned max_connections;        /* limits/max_connections (live) */
 	unsigned max_inflight;           /* limits/inflight: requests in flight per connection (live) */

@@ -1172,3 +1172,78 @@ int db_job_list(struct db *db, bool running_only, int limit, int (*cb)(const str
 	sqlite3_finalize(st);
 	return ret;
 }
+
+/* ---- backup (bootlinkctl backup / restore) ---- */
+
+/* Copy the whole database into a new file dest with sqlite's online
+ * backup API: one step of all pages under one read transaction, so the
+ * copy is a consistent snapshot while bootlinkd and other bootlinkctl
+ * runs go on writing (WAL: readers never block the writer). */
+int db_backup(struct db *db, const char *dest)
+{
+	sqlite3 *out = NULL;
+	int rc = sqlite3_open_v2(dest, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		log_err("database backup: cannot create %s: %s", dest,
+			out ? sqlite3_errmsg(out) : sqlite3_errstr(rc));
+		sqlite3_close_v2(out);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(out, 5000);
+	sqlite3_backup *b = sqlite3_backup_init(out, "main", db->h, "main");
+	if (!b) {
+		log_err("database backup to %s: %s", dest, sqlite3_errmsg(out));
+		sqlite3_close_v2(out);
+		return -EIO;
+	}
+	int tries = 0;
+	do {
+		rc = sqlite3_backup_step(b, -1);
+		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+			sqlite3_sleep(100);
+	} while ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && ++tries < 50);
+	sqlite3_backup_finish(b);
+	int ret = rc == SQLITE_DONE ? 0 : (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? -EBUSY : -EIO;
+	if (ret == -EIO)
+		log_err("database backup to %s: %s", dest, sqlite3_errstr(rc));
+	sqlite3_close_v2(out);
+	return ret;
+}
+
+/* Set the three file paths of version row v->id. */
+int db_version_set_paths(struct db *db, const struct db_version *v)
+{
+	sqlite3_stmt *st;
+	int changes = 0;
+	int ret = prep(db, "UPDATE versions SET data_path = ?2, map_path = ?3, base_path = ?4 WHERE id = ?1", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, v->id);
+	bind_text(st, 2, v->data_path);
+	bind_text(st, 3, v->map_path);
+	bind_text(st, 4, v->base_path);
+	ret = exec_stmt(db, st, -EIO, "set version paths", &changes);
+	return ret == 0 && changes == 0 ? -ENOENT : ret;
+}
+
+/* Delete events older than before (unix time); returns how many. */
+int db_event_prune(struct db *db, int64_t before)
+{
+	sqlite3_stmt *st;
+	int changes = 0;
+	int ret = prep(db, "DELETE FROM events WHERE time < ?1", &st);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, before);
+	ret = exec_stmt(db, st, -EIO, "prune events", &changes);
+	return ret < 0 ? ret : changes;
+}
+
+/* Rows in the images and clients tables together. */
+int db_count_rows(struct db *db)
+{
+	int64_t n = 0;
+	int ret = query_int(db, "SELECT (SELECT count(*) FROM images) + (SELECT count(*) FROM clients)", 0, &n);
+	return ret < 0 ? ret : (int)n;
+}

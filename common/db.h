@@ -196,6 +196,17 @@ int db_job_get(struct db *db, int64_t id, struct db_job *out);
 /* Jobs newest first (running_only: only running ones); limit 0 = all. */
 int db_job_list(struct db *db, bool running_only, int limit, int (*cb)(const struct db_job *, void *), void *arg);
 
+/* Backup: copy the database into a new file dest as one consistent
+ * snapshot (sqlite online backup API), while others keep writing. */
+int db_backup(struct db *db, const char *dest);
+/* Set data_path, map_path and base_path of the version row v->id (restore). */
+int db_version_set_paths(struct db *db, const struct db_version *v);
+/* Delete the events older than before (unix time): the retention limit
+ * (events/keep_days). Returns how many went. */
+int db_event_prune(struct db *db, int64_t before);
+/* How many images and clients there are (restore refuses a database that has any). */
+int db_count_rows(struct db *db);
+
 const char *db_mode_name(int mode);     /* "ephemeral" ... */
 int db_mode_parse(const char *s);       /* -1 if unknown */
 

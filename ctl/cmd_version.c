@@ -477,6 +477,8 @@ static int copy_overlay(struct commit *k)
 	progress_done(&p);
 	if (ret == 0)
 		ret = vfile_copy_sparse(k->ov.map, tmp_m, job_cb, NULL, err, sizeof err);
+	if (ret == 0)
+		store_give(tmp_d), store_give(tmp_m);
 	if (ret == 0 && (rename(tmp_d, k->data) < 0 || rename(tmp_m, k->map) < 0)) {
 		ret = -errno;
 		snprintf(err, sizeof err, "cannot rename into %s: %s", k->data, strerror(errno));
@@ -789,6 +791,8 @@ static int flatten_job(struct ctl *jc, int64_t job, void *arg)
 	catch_job_signals();
 	snprintf(tmp, sizeof tmp, "%s.tmp", v.base_path);
 	int ret = vfile_flatten(f->ch, tmp, &size, jobs_progress_cb, &run, err, sizeof err);
+	if (ret == 0)
+		store_give(tmp);
 	if (ret == 0 && rename(tmp, v.base_path) < 0) {
 		ret = -errno;
 		snprintf(err, sizeof err, "cannot rename %s to %s: %s", tmp, v.base_path, strerror(errno));

@@ -65,6 +65,10 @@ void client_boot_json(struct ctl *c, const struct db_client *cl);
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_events(struct ctl *c, int argc, char **argv);
 
+/* cmd_backup.c */
+int cmd_backup(struct ctl *c, int argc, char **argv);
+int cmd_restore(struct ctl *c, int argc, char **argv);
+
 /* cmd_version.c */
 int cmd_image_versions(struct ctl *c, int argc, char **argv);
 int cmd_image_commit(struct ctl *c, int argc, char **argv);

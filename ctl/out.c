@@ -117,33 +117,39 @@ static size_t utf8_seq(const unsigned char *s)
 	return n;
 }
 
-/* Write s as a JSON string literal. */
-static void put_string(const char *s)
+/* Write s as a JSON string literal to f (out.h). */
+void out_json_string(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	fputc('"', o.doc);
+	fputc('"', f);
 	while (*p) {
 		size_t n = utf8_seq(p);
 		if (n == 0) {
-			fputs("\\ufffd", o.doc);
+			fputs("\\ufffd", f);
 			p++;
 		} else if (*p == '"' || *p == '\\') {
-			fputc('\\', o.doc);
-			fputc(*p++, o.doc);
+			fputc('\\', f);
+			fputc(*p++, f);
 		} else if (*p == '\n') {
-			fputs("\\n", o.doc), p++;
+			fputs("\\n", f), p++;
 		} else if (*p == '\t') {
-			fputs("\\t", o.doc), p++;
+			fputs("\\t", f), p++;
 		} else if (*p == '\r') {
-			fputs("\\r", o.doc), p++;
+			fputs("\\r", f), p++;
 		} else if (*p < 0x20) {
-			fprintf(o.doc, "\\u%04x", *p++);
+			fprintf(f, "\\u%04x", *p++);
 		} else {
-			fwrite(p, 1, n, o.doc);
+			fwrite(p, 1, n, f);
 			p += n;
 		}
 	}
-	fputc('"', o.doc);
+	fputc('"', f);
+}
+
+/* Write s as a JSON string literal into the document. */
+static void put_string(const char *s)
+{
+	out_json_string(o.doc, s);
 }
 
 /* Open the root object on first use. False if JSON is off or broken. */

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit statuses (CTL_HELP is internal: help was printed, exit 0). */
 enum { CTL_OK = 0, CTL_ERR = 1, CTL_USAGE = 2, CTL_HELP = 3 };
@@ -50,6 +51,10 @@ void out_end(void);                         /* close the innermost object/array 
 void out_str(const char *key, const char *v);
 void out_int(const char *key, int64_t v);
 void out_bool(const char *key, bool v);
+
+/* Write s to f as a JSON string literal (escaped; invalid UTF-8 becomes
+ * U+FFFD), for JSON files other than the document (backup manifests). */
+void out_json_string(FILE *f, const char *s);
 
 /* Tables: the same rows print as aligned columns (human) or as a JSON
  * array of objects (one member per column with a key). */

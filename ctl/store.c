@@ -13,15 +13,41 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const struct bl_conf *loaded;   /* for store_give() */
+
+/* Give path to daemon/user (store.h). */
+void store_give(const char *path)
+{
+	struct passwd *pw;
+	if (!loaded || !loaded->daemon_user[0] || strcmp(loaded->daemon_user, "root") == 0 || geteuid() != 0 ||
+	    !(pw = getpwnam(loaded->daemon_user)))
+		return;
+	if (chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		fprintf(stderr, "bootlinkctl: warning: cannot give %s to user %s: %s; bootlinkd may not be able "
+			"to read it\n", path, loaded->daemon_user, strerror(errno));
+}
+
+/* Remember the config for store_give() (commands that skip store_open). */
+void store_set_conf(const struct bl_conf *conf)
+{
+	loaded = conf;
+}
 
 /* Load the config tree and open the database. */
 int store_open(struct ctl *c, bool create)
 {
 	char err[1024];
+	loaded = &c->conf;
 	int ret = conf_load(c->conf_dir, &c->conf, err, sizeof err);
 	if (ret == -ENOENT || ret == -ENOTDIR)
 		return out_fail("%s; create it, or name the config tree with: bootlinkctl -c DIR ...", err);
+	if (ret == -EINVAL)
+		return out_fail("%s; fix that file, or remove it to use the default (see man 5 bootlink-config)", err);
 	if (ret < 0)
 		return out_fail("%s", err);
 	ret = db_open(c->conf.db_path, create, &c->db, err, sizeof err);
@@ -39,8 +65,8 @@ int store_fail(int err, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	if (err == -EBUSY)
-		return out_fail("%s: the database is locked by another process (waited 5 s); try again",
-				what);
+		return out_fail("%s: the database is locked by another process (waited 5 s): another bootlinkctl "
+				"(a commit, a restore) or a sqlite3 shell holds it; try again when it is done", what);
 	if (err == -EIO)
 		return out_fail("%s: database error (logged above); check the database file and "
 				"the disk holding it", what);
@@ -134,6 +160,9 @@ int store_commit(struct ctl *c, const char *mac, const char *kind, const char *f
 	int ret = db_event_add(c->db, mac, kind, text);
 	if (ret < 0)
 		return store_abort(c, store_fail(ret, "recording the event"));
+	if (c->conf.events_keep_days &&
+	    (ret = db_event_prune(c->db, time(NULL) - (int64_t)c->conf.events_keep_days * 86400)) < 0)
+		return store_abort(c, store_fail(ret, "pruning the event log (events/keep_days)"));
 	ret = db_commit(c->db);
 	if (ret < 0)
 		return store_abort(c, store_fail(ret, "saving the change"));

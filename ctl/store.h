@@ -31,6 +31,13 @@ void store_image_names(struct ctl *c, char *buf, size_t len);
 /* Client by canonical MAC; if missing the error says how to add it. */
 int store_client(struct ctl *c, const char *mac, struct db_client *cl);
 
+/* When run as root with daemon/user set to an existing user, chown path
+ * to that user, so bootlinkd (which dropped root) can use the files
+ * bootlinkctl writes for it (version files, restored files). */
+void store_give(const char *path);
+/* The config store_give() reads, for commands that do not call store_open(). */
+void store_set_conf(const struct bl_conf *conf);
+
 /* Start a change (write transaction). */
 int store_begin(struct ctl *c);
 /* Append the event (mac may be NULL) and commit; on failure roll back. */

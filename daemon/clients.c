@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -34,6 +36,8 @@ struct cdisk {
 	uint64_t last_close_ns;
 	uint64_t boots;
 	bool boot_pending;
+	int64_t boot_time;         /* unix time the current boot started (0: none yet) */
+	int64_t close_time;        /* unix time its last connection closed */
 	char dir[1024];
 };
 
@@ -72,10 +76,27 @@ void clients_configure(const struct bl_conf *c)
 		ndirs = n;
 		memset(dir_failed, 0, sizeof dir_failed);
 		for (int i = 0; i < ndirs; i++) {
+			char parent[1024];
+			struct stat st;
+			snprintf(parent, sizeof parent, "%s", dirs[i]);
+			char *slash = strrchr(parent, '/');
+			if (slash && slash != parent)
+				*slash = 0;
+			/* A directory whose parent is gone is a disk that is not
+			 * mounted: never create it on whatever disk is there instead. */
+			if (stat(dirs[i], &st) < 0 && stat(parent, &st) < 0) {
+				log_err("overlay directory %s is missing, and so is %s: is its disk mounted? mount it "
+					"(then restart bootlinkd), or remove it from overlay/dirs; no overlay goes there "
+					"meanwhile", dirs[i], parent);
+				dir_failed[i] = true;
+				continue;
+			}
 			int r = mkdir_p(dirs[i], 0700);
-			if (r < 0)
+			if (r < 0) {
 				log_err("overlay directory %s is not usable: %s (is its disk mounted? fix overlay/dirs)",
 					dirs[i], strerror(-r));
+				dir_failed[i] = true;
+			}
 		}
 	}
 	pthread_mutex_unlock(&lock);
@@ -112,7 +133,7 @@ static const char *choose_dir(const char *image_path, const char *mac, char *why
 	int r = n ? stage_choose(dv, n, &image_path, 1, per_dir, &floor_, allow_image_disk, &ch, reasons,
 				 sizeof reasons) : -ENOENT;
 	if (!n)
-		snprintf(reasons, sizeof reasons, "every overlay directory has failed (I/O errors; see the log)");
+		snprintf(reasons, sizeof reasons, "every overlay directory is missing or has failed (see the log)");
 	str_rstrip(reasons);
 	if (r < 0) {
 		snprintf(why, len, "client %s: no overlay directory may be used: %.700s%s", mac, reasons,
@@ -249,6 +270,7 @@ int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_
 		c->epoch = e->epoch;
 		c->boot_pending = false;
 		c->boots++;
+		c->boot_time = time(NULL);
 	}
 	int r = 0;
 	if (!c->vd)
@@ -269,6 +291,7 @@ void clients_release(const char *mac)
 	if (c && c->conns) {
 		c->conns--;
 		c->last_close_ns = now_ns();
+		c->close_time = time(NULL);
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -393,7 +416,9 @@ void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *
 {
 	pthread_mutex_lock(&lock);
 	for (struct cdisk *c = clients; c; c = c->next) {
-		struct client_info ci = { .mode = c->mode, .conns = c->conns, .boots = c->boots };
+		struct client_info ci = { .mode = c->mode, .conns = c->conns, .boots = c->boots,
+					  .boot_pending = c->boot_pending, .boot_time = c->boot_time,
+					  .close_time = c->close_time };
 		snprintf(ci.mac, sizeof ci.mac, "%s", c->mac);
 		snprintf(ci.dir, sizeof ci.dir, "%s", c->dir);
 		struct overlay *ov = c->vd ? vdisk_overlay(c->vd) : NULL;
@@ -407,6 +432,8 @@ void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *
 			ci.errors = ov->stat_errors;
 			ci.enospc = ov->stat_enospc;
 			ci.flushes = ov->stat_flushes;
+			ci.reads = ov->stat_reads;
+			ci.bytes_read = ov->stat_bytes_read;
 			pthread_mutex_unlock(&ov->lock);
 		}
 		cb(&ci, arg);

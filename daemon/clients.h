@@ -53,6 +53,9 @@ struct client_info {
 	unsigned conns;
 	uint64_t boots, ram_bytes, file_bytes, writes, bytes_written, errors, enospc, flushes;
 	uint32_t block_bytes;             /* the overlay's granularity (0: no disk open) */
+	uint64_t reads, bytes_read;       /* read requests and bytes (counted as they start) */
+	bool boot_pending;                /* script fetched, next connection starts a boot */
+	int64_t boot_time, close_time;    /* unix times: current boot started, last connection closed */
 	char dir[1024];
 };
 void clients_foreach(void (*cb)(const struct client_info *ci, void *arg), void *arg);

@@ -23,6 +23,7 @@
 #include "image.h"
 #include "ipxe.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define SCRIPT_MAX 4096
@@ -264,6 +265,19 @@ static void boot_file(struct conn *c, const struct http_req *r, bool head)
 		respond_error(c, st, head);
 }
 
+/* GET /metrics: the Prometheus text exposition (metrics.h). */
+static void serve_metrics(struct conn *c, bool head)
+{
+	char *text = NULL;
+	size_t len = 0;
+	if (metrics_render(&text, &len) < 0) {
+		respond_error(c, 500, head);
+		return;
+	}
+	respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, head);
+	free(text);
+}
+
 static void route(struct conn *c, const struct http_req *r)
 {
 	bool head = strcmp(r->method, "HEAD") == 0;
@@ -271,6 +285,8 @@ static void route(struct conn *c, const struct http_req *r)
 		client_script(c, r, head);
 	} else if (strncmp(r->path, "/boot/", 6) == 0) {
 		boot_file(c, r, head);
+	} else if (strcmp(r->path, "/metrics") == 0) {
+		serve_metrics(c, head);
 	} else if (strcmp(r->path, "/boot.ipxe") == 0) {
 		char srv[256], script[SCRIPT_MAX];
 		server_addr(c, r, srv, sizeof srv);

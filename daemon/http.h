@@ -2,6 +2,7 @@
  *
  *   GET /ipxe?mac=MAC[&uuid=..&serial=..&ip=..]   that client's iPXE script
  *   GET /boot.ipxe                                 the first script (chains to /ipxe)
+ *   GET /metrics                                   Prometheus text metrics (metrics.h)
  *
  * Only GET (and HEAD) of these paths; a request head is capped at
  * HTTP_MAX_HEAD bytes; one request per connection (Connection: close).

@@ -34,6 +34,7 @@
 #include "bootset.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define PDU_HDR      (ISCSI_BHS_LEN + ISCSI_DIGEST_LEN)   /* BHS + header digest */
@@ -74,6 +75,7 @@ struct iscsi_task {
 	uint8_t *pdus;               /* Data-In headers and trailers */
 	struct iovec *iov;           /* the reply's pieces when Data-In is sent */
 	uint8_t rsp[RSP_BUF];        /* the SCSI Response PDU */
+	uint64_t start_ns;           /* arrival of the command (latency histogram) */
 };
 
 static void task_progress(struct iscsi_task *t);
@@ -292,6 +294,8 @@ static void task_respond(struct iscsi_task *t)
 		t->tx.iov[n++] = (struct iovec){ t->rsp, build_scsi_rsp(t, rflags, resid) };
 	t->tx.niov = n;
 	c->stat_bytes_read += dlen;
+	if (sc->status == SCSI_GOOD && (dlen || (sc->dir == SCSI_DIR_OUT && sc->out_len)))
+		metrics_latency(c->w->id, MET_ISCSI, dlen ? MET_READ : MET_WRITE, now_ns() - t->start_ns);
 	if (sc->status != SCSI_GOOD) {
 		c->stat_errors++;
 		log_debug("[%s #%llu] %s%s -> status 0x%02x sense %02x/%02x%02x (cdb %02x %02x %02x%02x%02x%02x%02x%02x%02x%02x "
@@ -406,6 +410,7 @@ int iscsi_task_new(struct iscsi_conn *ic, const struct iscsi_hdr *h, const uint8
 	if (!t)
 		return -1;
 	t->ic = ic;
+	t->start_ns = now_ns();
 	t->itt = h->itt;
 	t->cmd_sn = h->cmd_sn;
 	t->edtl = h->edtl;

@@ -4,7 +4,7 @@
  * the database (it rebuilds the export table when another process commits),
  * signals (signalfd) and the runtime tree. Workers (worker.c) own the data
  * path. Start-up order: config → database → exports → listening sockets →
- * workers → runtime tree "ready". SIGTERM/SIGINT: workers stop accepting and
+ * (then daemon/user: privdrop.h) → workers → runtime tree "ready". SIGTERM/SIGINT: workers stop accepting and
  * drain (limits/shutdown_timeout_s), then exit 0. SIGHUP: re-read the config
  * tree and the database.
  */
@@ -34,6 +34,7 @@
 #include "http.h"
 #include "iscsi.h"
 #include "nbd.h"
+#include "privdrop.h"
 #include "stats.h"
 #include "util.h"
 #include "vdisk.h"
@@ -157,9 +158,12 @@ static int setup_listeners(struct daemon *d, const char *what, const char *addr,
 		worker_add_listener(&d->workers[i], fd, proto);
 	}
 	if (r < 0) {
-		log_err("cannot listen on %s (listen/%s): %s%s", addr, what, strerror(-r),
-			r == -EADDRINUSE ? "; another program (or another bootlinkd) uses this port: "
-					   "stop it or change listen/" : "");
+		if (r == -EADDRINUSE)
+			log_err("cannot listen on %s (listen/%s): the port is in use by another program (or another "
+				"bootlinkd; see: ss -ltnp 'sport = %u'): stop it, or set another address in listen/%s",
+				addr, what, ntohs(((struct sockaddr_in *)&ss)->sin_port), what);
+		else
+			log_err("cannot listen on %s (listen/%s): %s", addr, what, strerror(-r));
 		return r;
 	}
 	log_info("listening for %s on %s (%u workers)", what, bound, d->nworkers);
@@ -358,6 +362,8 @@ static int start(struct daemon *d)
 	r = start_listeners(d);
 	if (r < 0)
 		return r;
+	if ((r = priv_drop(&d->conf)) < 0)
+		return r;
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		r = worker_start(&d->workers[i]);
 		if (r < 0) {
@@ -421,8 +427,10 @@ int main(int argc, char **argv)
 	}
 	static struct daemon d = { .sigfd = -1, .conf_fd = -1, .db_watch_fd = -1 };
 	char err[512];
-	if (conf_load(dir, &d.conf, err, sizeof err) < 0) {
-		log_err("%s", err);
+	int cr = conf_load(dir, &d.conf, err, sizeof err);
+	if (cr < 0) {
+		log_err("%s%s", err, cr == -EINVAL ? "; fix that file, or remove it to use the default "
+			"(see man 5 bootlink-config)" : "");
 		return 1;
 	}
 	apply_live(&d.conf);

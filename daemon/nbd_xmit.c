@@ -26,6 +26,7 @@
 #include "clients.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "nbd.h"
 #include "nbd_wire.h"
 #include "stats.h"
@@ -43,6 +44,7 @@ struct nbd_req {
 	uint64_t cookie;
 	uint16_t type, flags;
 	uint32_t err;             /* wire errno of the reply */
+	uint64_t start_ns;        /* when execute() started it (latency histogram) */
 	uint8_t *extra;           /* block status payload */
 	struct iovec *txiov;      /* reply iovecs when more than fit inline */
 	struct nbd_req *next_spare;
@@ -233,8 +235,10 @@ static void reply(struct nbd_req *r, int res)
 				(unsigned long long)r->vr.off, (unsigned long long)r->vr.len, strerror(-res));
 	} else if (r->type == NBD_CMD_READ) {
 		n->c->stat_bytes_read += r->vr.len;
+		metrics_latency(n->c->w->id, MET_NBD, MET_READ, now_ns() - r->start_ns);
 	} else if (r->type == NBD_CMD_WRITE) {
 		n->c->stat_bytes_written += r->vr.len;
+		metrics_latency(n->c->w->id, MET_NBD, MET_WRITE, now_ns() - r->start_ns);
 	}
 	n->c->stat_requests++;
 	conn_send(n->c, m);
@@ -281,6 +285,7 @@ static void execute(struct nbd_req *r, const struct nbd_request *q, const uint8_
 {
 	r->vr.off = q->offset;
 	r->vr.len = q->type == NBD_CMD_FLUSH ? 0 : q->length;
+	r->start_ns = now_ns();
 	if (q->type == NBD_CMD_BLOCK_STATUS) {
 		block_status(r);
 		return;

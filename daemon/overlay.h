@@ -80,6 +80,7 @@ struct overlay {
 	struct cwait *flush_wait, *flush_next;
 	/* counters */
 	uint64_t stat_writes, stat_bytes_written, stat_errors, stat_enospc, stat_flushes;
+	uint64_t stat_reads, stat_bytes_read;   /* read requests, counted when they start */
 	uint64_t last_error_log_ns;
 	int last_errno;                   /* last I/O error other than ENOSPC (the disk may be failing) */
 };

@@ -178,6 +178,8 @@ static int ovr_read(struct vd_req *r)
 		return -ENOMEM;
 	o->r = r;
 	pthread_mutex_lock(&d->ov->lock);
+	d->ov->stat_reads++;
+	d->ov->stat_bytes_read += r->len;
 	bool absent = true;
 	for (uint64_t b = r->off / d->ov->bsize; b < r->off / d->ov->bsize + nb && absent; b++)
 		absent = ov_get(d->ov, b, NULL) == OV_ABSENT;

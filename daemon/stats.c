@@ -70,6 +70,17 @@ void stats_conn_set_export(struct conn *c, const char *export_name)
 	pthread_mutex_unlock(&lock);
 }
 
+/* Open connections speaking proto (its name: "nbd", "iscsi", "http"). */
+unsigned stats_conn_count(const char *proto)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < nregs; i++)
+		n += strcmp(regs[i].c->proto->name, proto) == 0;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
 static void put_file(const char *dir, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void put_file(const char *dir, const char *name, const char *fmt, ...)
 {
@@ -269,6 +280,11 @@ static void dump_client(const struct client_info *ci, void *arg)
 	put_file(dir, "write_errors", "%" PRIu64, ci->errors);
 	put_file(dir, "enospc", "%" PRIu64, ci->enospc);
 	put_file(dir, "flushes", "%" PRIu64, ci->flushes);
+	put_file(dir, "reads", "%" PRIu64, ci->reads);
+	put_file(dir, "bytes_read", "%" PRIu64, ci->bytes_read);
+	put_file(dir, "boot_pending", "%d", ci->boot_pending);
+	put_file(dir, "boot_started", "%lld", (long long)ci->boot_time);
+	put_file(dir, "last_close", "%lld", (long long)ci->close_time);
 	entry_end(d->base, ci->mac, fresh);
 }
 

@@ -11,7 +11,8 @@
  *   <run>/images/<name>/{id,path,size,connections,requests,bytes_read,disk_reads,disk_bytes,errors,
  *                        version,bootset_blocks}
  *   <run>/clients/<mac>/{mode,connections,boots,overlay_dir,overlay_ram_bytes,overlay_file_bytes,overlay_block_bytes,
- *                        writes,bytes_written,write_errors,enospc,flushes}
+ *                        writes,bytes_written,write_errors,enospc,flushes,reads,bytes_read,
+ *                        boot_pending (0/1), boot_started, last_close (unix times, 0 = never)}
  *   <run>/overlay_dirs/<n>/{path,state (ok|nearly-full|failed|missing),clients,free_bytes,total_bytes}
  *   <run>/totals/{connections,exports}
  *   <run>/cache/{capacity_bytes,used_bytes,block_size,hits,misses,waits,disk_reads,disk_bytes,
@@ -29,6 +30,10 @@ void stats_conn_add(struct conn *c);
 void stats_conn_remove(struct conn *c);
 /* Record which export a connection uses (for the runtime tree). */
 void stats_conn_set_export(struct conn *c, const char *export_name);
+
+/* Open connections speaking proto ("nbd", "iscsi", "http"); takes the
+ * registry lock (not for the data path). */
+unsigned stats_conn_count(const char *proto);
 
 /* Write the runtime tree under run_dir. Main thread only. */
 void stats_dump(const char *run_dir);

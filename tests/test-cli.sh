@@ -266,6 +266,17 @@ expect 0 "" status
 [[ $OUT == *"bootlinkd: not running"* && $OUT == *"2 images, 2 clients (1 without an image)"* ]] ||
 	fail "status: $OUT"
 ok "status: not running, counts"
+[[ $OUT == *"! bootlinkd is not running: no PC can boot; start it with: systemctl start bootlinkd"* &&
+	$OUT == *"! client PC001 (52:54:00:aa:bb:01) has no image and cannot boot: link it with: bootlinkctl client link 52:54:00:aa:bb:01 IMAGE"* ]] ||
+	fail "status warnings: $OUT"
+ok "status: warnings say what to do (daemon down, client without an image)"
+expect 0 "" --json status
+jcheck "status --json: clients (state off without a daemon), warnings" \
+	"sorted((c['name'], c['state'], c['image']) for c in d['clients']) == [('LAB3', 'off', 'ubuntu24'), ('PC001', 'off', '')] and len(d['warnings']) == 2 and d['overlay_dirs'] == []"
+expect 2 "--watch is for people" --json status --watch
+expect 2 "use 1..60 seconds" status --watch --every 0
+expect 2 "use 1..60 seconds" status --watch --every 61
+ok "status: --watch refuses --json, --every outside 1..60"
 echo ../run >"$T/conf/paths/run"
 mkdir -p "$T/run"
 touch "$T/run/ready"
@@ -326,6 +337,24 @@ jcheck "client set --menu none: no menu" "d['client']['menu'] == []"
 expect 0 "" client rm 52:54:00:cc:00:01
 expect 0 "" image rm lin
 ok "client set: menus (unknown images refused, image rm cascades, none clears), timeouts 0..3600, kernel options checked"
+expect 0 "" --json events --since 1h --limit 0
+jcheck "events --since 1h: every event of this run" "len(d['events']) >= 8"
+expect 0 "" --json events --since "2099-01-01 00:00" --limit 0
+jcheck "events --since a future date: none" "d['events'] == []"
+expect 0 "" --json events --client 52:54:00:aa:bb:01 --since 2d
+jcheck "events --client MAC --since 2d: that client only" "d['events'] and all(e['mac'] == '52:54:00:aa:bb:01' for e in d['events'])"
+expect 1 "invalid --since 'yesterday': use 2d, 3h, 90m (ago)" events --since yesterday
+ok "events --since: rejects what it cannot read"
+if command -v sqlite3 >/dev/null; then
+	timeout 10 sqlite3 "$DB" "INSERT INTO events (time, mac, kind, text) VALUES (1000, '', 'test', 'ancient')"
+	mkdir -p "$T/conf/events" && echo 30 >"$T/conf/events/keep_days"
+	expect 0 "" client set 52:54:00:aa:bb:01 --name LAB1
+	[[ $(timeout 10 sqlite3 "$DB" "SELECT count(*) FROM events WHERE text = 'ancient'") == 0 ]] ||
+		fail "events/keep_days = 30 kept an event from 1970"
+	expect 0 "" client set 52:54:00:aa:bb:01 --name PC001
+	rm -r "$T/conf/events"
+	ok "events/keep_days: the next change drops events older than the limit"
+fi
 
 # ---- the database file ----
 if command -v sqlite3 >/dev/null; then

@@ -38,6 +38,10 @@ PACKAGES=(
 	dnsmasq-base ipxe iproute2 curl ovmf
 )
 
+# ops: the Prometheus parser checks /metrics (test-metrics); the .deb build
+# (test-deb) and manual page lint (test-install)
+PACKAGES+=(python3-prometheus-client dpkg-dev debhelper mandoc)
+
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: not a Debian system (no dpkg-query); make sure the equivalents of these are installed:" >&2
 	echo "  ${PACKAGES[*]}" >&2

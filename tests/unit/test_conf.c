@@ -414,6 +414,7 @@ static void test_unknown(void)
 	put(dir, "worker", "4");
 	put(dir, "limits/infliht", "4");
 	put(dir, "notes.txt", "hello");
+	put(dir, "README", "the tree's README (make install)");
 	put(dir, "workers", "3");
 	for (size_t i = 0; i < ARRAY_SIZE(silent); i++)
 		put(dir, silent[i], "junk");
@@ -425,6 +426,7 @@ static void test_unknown(void)
 	CHECK_CONTAINS(log, "/unknown/worker: unknown setting, ignored (did you mean workers?)");
 	CHECK_CONTAINS(log, "/unknown/limits/infliht: unknown setting, ignored (did you mean limits/inflight?)");
 	CHECK_CONTAINS(log, "/unknown/notes.txt: unknown setting, ignored\n");
+	CHECK(!strstr(log, "/unknown/README"));
 	for (size_t i = 0; i < ARRAY_SIZE(silent); i++) {
 		UNIT_CTX("silent %s", silent[i]);
 		CHECK(!strstr(log, silent[i]));
