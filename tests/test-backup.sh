@@ -80,7 +80,7 @@ EOF
 	wait_for 10 sum_is base "$want" || fail "version $v: the export is not the committed writes"
 	S[$v]=$want
 done
-ctl image flatten base >/dev/null
+ctl image flatten base --wait >/dev/null
 S[4]=${S[3]}
 ctl image rollback base 3 >/dev/null
 wait_for 10 sum_is base "${S[3]}" || fail "rollback to 3"
