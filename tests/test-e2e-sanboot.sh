@@ -10,8 +10,9 @@
 #   1. direct: the TFTP script sanboots iscsi:10.0.2.2::PORT::<client target> itself
 #   2. chain (issue 5's e2e test 1): the TFTP script is ipxe-scripts/boot.ipxe; it chains to
 #      bootlinkd's /ipxe?mac=${net0/mac:hexhyp}, whose per-MAC script sets the initiator IQN and
-#      sanboots. The daemon logs the script it served, the runtime tree counts the boot (boots,
-#      connections/* with protocol iscsi and the client's export, bytes read)
+#      sanboots. The daemon logs the script it served and records a boot event (bootlinkctl
+#      events), the runtime tree counts the boot (boots, connections/* with protocol iscsi and
+#      the client's export, bytes read)
 #   3. CHAP (bootlinkd restarted with iscsi/chap_* set, secrets full of iPXE metacharacters):
 #      a. chain via bootlinkd's own /boot.ipxe: the per-MAC script passes the credentials
 #         (one-way and mutual) and the boot works; the daemon logs auth=CHAP+mutual
@@ -147,12 +148,14 @@ booted chain "$TB" "$IB"
 ((SEEN)) || fail "chain: the runtime tree never showed an iSCSI connection of client/$B reading its disk"
 grep -a -q "bootlink: SAN-B ($B) boots image disk (ephemeral overlay)" "$(qemu_log chain)" ||
 	fail "chain: the per-MAC script's greeting is not on the console"
-grep -q "http: boot script for $B: sanboot" "$T/daemon.log" || fail "chain: the daemon did not log the script it served"
+grep -q "http: boot script for $B (SAN-B): sanboot, image disk" "$T/daemon.log" || fail "chain: the daemon did not log the script it served"
 grep -q "initiator=$IB target=client/$B: normal session started (auth=None" "$T/daemon.log" ||
 	fail "chain: no iSCSI session of $IB on client/$B in the daemon log"
 wait_for 10 test "$(cat "$RUN/clients/$B/boots" 2>/dev/null)" = 1 ||
 	fail "chain: runtime tree clients/$B/boots is '$(cat "$RUN/clients/$B/boots" 2>/dev/null)', expected 1"
-ok "2. iPXE -> ipxe-scripts/boot.ipxe -> /ipxe?mac=$B -> sanboot -> marker; logged, counted as boot 1, connection seen in the runtime tree"
+boot_event() { ctl events "$B" | grep -q 'boot  *boot script: sanboot, image disk'; }
+wait_for 10 boot_event || fail "chain: no boot event for $B: $(ctl events "$B")"
+ok "2. iPXE -> ipxe-scripts/boot.ipxe -> /ipxe?mac=$B -> sanboot -> marker; logged, a boot event, counted as boot 1, connection seen in the runtime tree"
 
 # --- 3. CHAP --------------------------------------------------------------------------------------
 # A secret made of iPXE metacharacters: the per-MAC script must hand it over as it is.
