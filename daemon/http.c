@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "autoadd.h"
+#include "bootev.h"
 #include "clients.h"
 #include "conn.h"
 #include "daemon.h"
@@ -232,8 +233,12 @@ static void client_script(struct conn *c, const struct http_req *r, bool head)
 	int n = linux_boot && !err[0] ? ipxe_linux_script(&x, &l, script, sizeof script)
 				      : ipxe_client_script(&x, script, sizeof script);
 	const char *what = err[0] ? "not bootable" : linux_boot ? "linux" : "sanboot";
-	if (!err[0])
+	if (!err[0]) {
+		char note[BOOTEV_TEXT_MAX];
+		snprintf(note, sizeof note, "boot script: %s, image %s", what, x.image[0] ? x.image : "none");
 		clients_new_boot(mac);
+		bootev_note(mac, note);
+	}
 	if (found)
 		conn_log(BL_INFO, c, "http: boot script for %s (%s): %s, image %s%s%s", mac, ref.e.client_name, what,
 			 x.image[0] ? x.image : "none", err[0] ? ": " : "", err);

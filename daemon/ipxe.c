@@ -2,13 +2,17 @@
  *
  * iPXE quirks: `${...}` expands settings and `||`, `&&`, `#` and `goto`
  * are syntax, so free text in `echo` lines must not contain `$`, `|`, `&`
- * or `#`: ipxe_escape() keeps a small safe set. A key answered `Reject` in
- * the iSCSI login is fatal to iPXE's sanboot (handled by the target).
+ * or `#`: ipxe_escape() keeps a small safe set. A value that must reach
+ * iPXE unchanged (a CHAP secret) goes as hex bytes instead: `set NAME:hex`
+ * (the 2019 iPXE in Debian's ipxe-qemu has the hex type, colon-separated).
+ * A key answered `Reject` in the iSCSI login is fatal to iPXE's sanboot
+ * (handled by the target).
  */
 #include "ipxe.h"
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +23,72 @@ void ipxe_escape(const char *s, char *out, size_t len)
 		out[n++] = (isalnum((unsigned char)*s) || strchr(" ._:/()-;,=", *s)) ? *s : '?';
 	if (len)
 		out[n] = 0;
+}
+
+int ipxe_set_line(const char *name, const char *value, char *out, size_t len)
+{
+	size_t n = strlen(value), pos = 0;
+	bool plain = n > 0;
+	for (size_t i = 0; i < n && plain; i++)
+		plain = isalnum((unsigned char)value[i]) || strchr("._:/@+,=-", value[i]);
+	int w = plain ? snprintf(out, len, "set %s %s\n", name, value) : snprintf(out, len, "set %s:hex ", name);
+	if (w < 0 || (size_t)w >= len)
+		return -1;
+	pos = (size_t)w;
+	if (plain)
+		return (int)pos;
+	for (size_t i = 0; i < n; i++) {
+		w = snprintf(out + pos, len - pos, "%s%02x", i ? ":" : "", (unsigned char)value[i]);
+		if (w < 0 || (size_t)w >= len - pos)
+			return -1;
+		pos += (size_t)w;
+	}
+	if (pos + 2 > len)
+		return -1;
+	out[pos++] = '\n';
+	out[pos] = 0;
+	return (int)pos;
+}
+
+/* The CHAP credentials of every client script (ipxe_set_chap). */
+static struct {
+	char user[256], secret[256], mutual_user[256], mutual_secret[256];
+} chap;
+
+void ipxe_set_chap(const char *user, const char *secret, const char *mutual_user, const char *mutual_secret)
+{
+	snprintf(chap.user, sizeof chap.user, "%s", user ? user : "");
+	snprintf(chap.secret, sizeof chap.secret, "%s", secret ? secret : "");
+	snprintf(chap.mutual_user, sizeof chap.mutual_user, "%s", mutual_user ? mutual_user : "");
+	snprintf(chap.mutual_secret, sizeof chap.mutual_secret, "%s", mutual_secret ? mutual_secret : "");
+}
+
+/* Append ipxe_set_line(name, value) at *pos; -1 (and *pos = len) once it no longer fits. */
+static int put_set(char *out, size_t len, size_t *pos, const char *name, const char *value)
+{
+	if (*pos >= len)
+		return -1;
+	int n = ipxe_set_line(name, value, out + *pos, len - *pos);
+	if (n < 0) {
+		*pos = len;
+		return -1;
+	}
+	*pos += (size_t)n;
+	return 0;
+}
+
+/* The CHAP settings iPXE logs in with: nothing unless user and secret are
+ * both set; reverse-* (mutual CHAP) only on top of one-way CHAP. */
+static void chap_settings(char *out, size_t len, size_t *pos)
+{
+	if (!chap.user[0] || !chap.secret[0])
+		return;
+	put_set(out, len, pos, "username", chap.user);
+	put_set(out, len, pos, "password", chap.secret);
+	if (!chap.mutual_user[0] || !chap.mutual_secret[0])
+		return;
+	put_set(out, len, pos, "reverse-username", chap.mutual_user);
+	put_set(out, len, pos, "reverse-password", chap.mutual_secret);
 }
 
 /* Append to out at *pos; -1 once it no longer fits. */
@@ -65,6 +135,7 @@ int ipxe_client_script(const struct ipxe_ctx *c, char *out, size_t len)
 	put(out, len, &pos, "echo bootlink: %s (%s) boots image %s (%s overlay)\n", c->client_name, c->mac,
 	    c->image, c->mode);
 	put(out, len, &pos, "set initiator-iqn %s\n", c->initiator_iqn);
+	chap_settings(out, len, &pos);
 	put(out, len, &pos, "sanboot iscsi:%s::%u::%s || goto failed\n", c->server, c->iscsi_port, c->target_iqn);
 	put(out, len, &pos, ":failed\n");
 	put(out, len, &pos, "echo bootlink: sanboot of %s from %s:%u failed.\n", c->target_iqn, c->server, c->iscsi_port);

@@ -20,6 +20,18 @@ struct ipxe_ctx {
 	unsigned retry_s;         /* error screens retry after this long */
 };
 
+/* The iSCSI CHAP credentials (iscsi/chap_*) the client scripts hand to
+ * iPXE: "set username/password" (and reverse-username/reverse-password for
+ * mutual CHAP) before sanboot; iPXE logs in with them and passes them to
+ * the OS in the iBFT. NULL or "" = none; mutual only on top of one-way.
+ * Copied; called at start-up (iscsi_configure), before any script. */
+void ipxe_set_chap(const char *user, const char *secret, const char *mutual_user, const char *mutual_secret);
+/* One "set NAME VALUE" line into out, VALUE exactly as given: as it is when
+ * it is made only of [A-Za-z0-9._:/@+,=-], else as "set NAME:hex 61:62:..."
+ * (iPXE stores the bytes; nothing in them is expanded or parsed). Returns
+ * the length written, -1 if it does not fit. */
+int ipxe_set_line(const char *name, const char *value, char *out, size_t len);
+
 /* The client's script: sanboot its iSCSI disk, or an error screen that
  * retries. Returns the length written (truncated scripts are an error: -1). */
 int ipxe_client_script(const struct ipxe_ctx *c, char *out, size_t len);

@@ -26,6 +26,7 @@
 #include "clients.h"
 #include "conf.h"
 #include "daemon.h"
+#include "ipxe.h"
 #include "log.h"
 #include "stats.h"
 #include "util.h"
@@ -44,6 +45,8 @@ void iscsi_configure(const struct bl_conf *c)
 	snprintf(s->chap_mutual_secret, sizeof s->chap_mutual_secret, "%s", c->iscsi_chap_mutual_secret);
 	if ((s->chap_user[0] != 0) != (s->chap_secret[0] != 0))
 		log_warn("iscsi/chap_user and iscsi/chap_secret must both be set for CHAP; iSCSI logins need no authentication");
+	/* The per-client iPXE scripts log in with the same credentials. */
+	ipxe_set_chap(s->chap_user, s->chap_secret, s->chap_mutual_user, s->chap_mutual_secret);
 }
 
 /* --- sequence numbers and sending --- */

@@ -49,6 +49,7 @@ struct iscsi_login {
 	enum chap_state chap;
 	uint8_t chap_id;
 	uint8_t challenge[CHAP_CHALLENGE_LEN];
+	bool chap_mutual;              /* we answered the initiator's challenge */
 };
 
 static uint16_t next_tsih = 1;     /* shared by all workers (atomic) */
@@ -301,6 +302,7 @@ static uint16_t chap_response(struct iscsi_login *l, struct iscsi_textbuf *out, 
 	iscsi_hex_encode(r, sizeof r, hex);
 	textbuf_add(out, "CHAP_N", "%s", g_iscsi.chap_mutual_user);
 	textbuf_add(out, "CHAP_R", "%s", hex);
+	l->chap_mutual = true;
 	return 0;
 }
 
@@ -356,14 +358,17 @@ static uint16_t session_open(struct iscsi_conn *ic, char *why, size_t wl)
 /* The final response is queued: switch to full feature phase. */
 static void enter_ffp(struct iscsi_conn *ic)
 {
-	iscsi_login_free(ic);
+	/* How the initiator authenticated, for the log (one line tells a CHAP setup works). */
+	const struct iscsi_login *l = ic->login;
+	const char *auth = !l || l->chap != CHAP_DONE ? "None" : l->chap_mutual ? "CHAP+mutual" : "CHAP";
 	ic->phase = ISCSI_PH_FFP;
-	iscsi_log(BL_INFO, ic, "%s session started (HeaderDigest=%s DataDigest=%s MaxRecvDataSegmentLength=%u/%u "
+	iscsi_log(BL_INFO, ic, "%s session started (auth=%s HeaderDigest=%s DataDigest=%s MaxRecvDataSegmentLength=%u/%u "
 		  "MaxBurstLength=%u FirstBurstLength=%u InitialR2T=%s ImmediateData=%s%s)",
-		  ic->p.discovery ? "discovery" : "normal", ic->p.header_digest ? "CRC32C" : "None",
+		  ic->p.discovery ? "discovery" : "normal", auth, ic->p.header_digest ? "CRC32C" : "None",
 		  ic->p.data_digest ? "CRC32C" : "None", ic->p.max_recv_dsl, ic->p.max_xmit_dsl, ic->p.max_burst,
 		  ic->p.first_burst, ic->p.initial_r2t ? "Yes" : "No", ic->p.immediate_data ? "Yes" : "No",
 		  ic->ipxe ? ", iPXE" : "");
+	iscsi_login_free(ic);
 }
 
 /* Can the login leave the security stage? 0 = yes, 1 = not yet, or a status. */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "autoadd.h"
+#include "bootev.h"
 #include "bootset.h"
 #include "cache.h"
 #include "clients.h"
@@ -268,10 +269,10 @@ static void main_loop(struct daemon *d)
 {
 	uint64_t next_dump = 0, next_save = 0;
 	for (;;) {
-		struct pollfd p[4] = { { d->sigfd, POLLIN, 0 }, { d->conf_fd, POLLIN, 0 }, { d->db_watch_fd, POLLIN, 0 },
-				       { autoadd_fd(), POLLIN, 0 } };
+		struct pollfd p[5] = { { d->sigfd, POLLIN, 0 }, { d->conf_fd, POLLIN, 0 }, { d->db_watch_fd, POLLIN, 0 },
+				       { autoadd_fd(), POLLIN, 0 }, { bootev_fd(), POLLIN, 0 } };
 		unsigned interval = d->conf.stats_interval_ms;
-		int r = poll(p, 4, (int)interval);
+		int r = poll(p, 5, (int)interval);
 		if (r < 0 && errno != EINTR)
 			log_err("poll: %s", strerror(errno));
 		if (p[0].revents & POLLIN) {
@@ -297,6 +298,9 @@ static void main_loop(struct daemon *d)
 		 * publish them at once (their next script fetch boots them). */
 		if (p[3].revents & POLLIN && autoadd_run(d->db, &d->conf) > 0)
 			reload_db(d, true);
+		/* Boot scripts served: an event and last_seen per PC. */
+		if (p[4].revents & POLLIN)
+			bootev_run(d->db);
 		uint64_t now = now_ns();
 		if (now >= next_dump) {
 			reload_db(d, false); /* covers missed inotify events */
@@ -330,6 +334,10 @@ static int start(struct daemon *d)
 	d->db_version = db_data_version(d->db);
 	if ((r = autoadd_init()) < 0) {
 		log_err("cannot create the autoadd eventfd: %s", strerror(-r));
+		return r;
+	}
+	if ((r = bootev_init()) < 0) {
+		log_err("cannot create the boot events eventfd: %s", strerror(-r));
 		return r;
 	}
 	clients_configure(&d->conf);
@@ -403,6 +411,7 @@ static void stop(struct daemon *d)
 	clients_shutdown();
 	exports_shutdown();
 	autoadd_shutdown();
+	bootev_shutdown();
 	db_close(d->db);
 	log_info("stopped");
 }

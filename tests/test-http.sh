@@ -28,6 +28,19 @@ grep -q 'PC001' <<<"$s" || fail "the client's name is missing: $s"
 ! grep -q 'a\${b}' <<<"$s" || fail "the serial was echoed into the script: $s"
 ok "linked client: sanboot of its own target, its name shown, parameters not echoed"
 
+# test_gt CMD N: CMD prints a number greater than N.
+test_gt() { (($($1) > $2)); }
+# The fetches above are boots: an event each (kind boot) and the PC's last_seen, written by the
+# main thread soon after.
+boot_recorded() {
+	ctl events 52:54:00:aa:00:01 --limit 0 | grep -q 'boot  *boot script: sanboot, image win' &&
+		ctl client list --json | python3 -c 'import json, sys
+c = [c for c in json.load(sys.stdin)["clients"] if c["mac"] == "52:54:00:aa:00:01"][0]
+sys.exit(0 if c["last_seen"] > 0 else 1)'
+}
+wait_for 10 boot_recorded || fail "no boot event / last_seen for 52:54:00:aa:00:01: $(ctl events 52:54:00:aa:00:01)"
+ok "each boot script served is recorded: a boot event and the PC's last_seen"
+
 s=$(timeout 10 curl -s -H 'Host: 10.0.2.2:8080' "$U/ipxe?mac=52-54-00-aa-00-01")
 grep -q 'sanboot iscsi:10.0.2.2::' <<<"$s" || fail "the Host header's address is not used: $s"
 ok "the script names the address the client reached us at (Host)"
@@ -38,6 +51,13 @@ grep -q 'This PC (MAC 52:54:00:aa:00:09) is not linked to an image' <<<"$(echo_t
 	grep -q '^chain --replace' <<<"$s" || fail "unknown MAC: no clear screen and retry: $s"
 ! grep -q '^sanboot' <<<"$s" || fail "unknown MAC got a sanboot line"
 ok "unknown MAC: a screen saying how to link it, then a retry"
+# A PC that cannot boot gets no boot event: a later boot's event comes after the fetch above.
+nboots() { ctl events 52:54:00:aa:00:01 --limit 0 | grep -c 'boot  *boot script' || true; }
+before=$(nboots)
+timeout 10 curl -sf "$U/ipxe?mac=52-54-00-aa-00-01" >/dev/null
+wait_for 10 test_gt nboots "$before" || fail "the boot event of a second fetch is not recorded"
+! ctl events --limit 0 | grep -q '52:54:00:aa:00:09' || fail "an unknown MAC got an event: $(ctl events)"
+ok "an unknown MAC gets no boot event"
 
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52-54-00-aa-00-02")
 grep -q 'is not linked to an image; link it with: bootlinkctl client link 52:54:00:aa:00:02 IMAGE' <<<"$(echo_text "$s")" ||

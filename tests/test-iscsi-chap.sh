@@ -50,6 +50,8 @@ for c in wrong-secret wrong-user no-chap-offered skip-security no-md5 reflection
 done
 grep -q "login refused (status 0x0201): CHAP authentication failed for user 'alice'" "$T/daemon.log" ||
 	fail "the daemon log does not say why CHAP failed"
+grep -q "session started (auth=CHAP+mutual " "$T/daemon.log" && grep -q "session started (auth=CHAP " "$T/daemon.log" ||
+	fail "the daemon log does not say which sessions logged in with one-way and with mutual CHAP"
 ok "CHAP at the byte level: status 0x0201 for every failure, one-way and mutual logins work"
 
 # --- no mutual secret configured ------------------------------------------------

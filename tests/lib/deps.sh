@@ -36,6 +36,9 @@ PACKAGES=(
 	# binaries it serves (/usr/lib/ipxe), ip for the test's namespaces, curl as TFTP client,
 	# OVMF for a UEFI PC whose PXE client is not iPXE
 	dnsmasq-base ipxe iproute2 curl ovmf
+	# the iPXE sanboot end-to-end test: iPXE from qemu's NIC ROM boots a disk built by
+	# tests/lib/bootdisk.sh (sfdisk, mkfs.fat, syslinux + its mbr.bin, mtools)
+	ipxe-qemu syslinux syslinux-common mtools dosfstools
 )
 
 # ops: the Prometheus parser checks /metrics (test-metrics); the .deb build

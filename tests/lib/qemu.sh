@@ -16,6 +16,14 @@
 #                                With QEMU_KEEP=1 a guest that reached OK is left running
 #                                (stop it with qemu_stop)
 #   qemu_boot NAME SECS OK BAD -- ARGS...   qemu_start + qemu_watch
+#   qemu_pxe_usable              qemu has the iPXE ROM of its e1000 NIC (Debian package ipxe-qemu)
+#                                (else QEMU_WHY says why)
+#   qemu_pxe_args MAC TFTPDIR FILE   sets QEMU_PXE, the ARGS of a guest that boots iPXE from its
+#                                NIC ROM (-boot n; e1000 with MAC) on qemu's user network, whose DHCP
+#                                hands out TFTPDIR/FILE as the boot file: iPXE runs it as its first
+#                                script. The host's loopback is 10.0.2.2 for the guest. SeaBIOS
+#                                and iPXE print to the serial console too, so qemu_watch sees
+#                                iPXE's `echo` lines and errors.
 #   qemu_stop NAME / qemu_stop_all          stop guests by PID (TERM, then KILL after 5 s)
 #   qemu_log NAME                the console log: one line per console line, "SECONDS LINE"
 #
@@ -30,6 +38,7 @@ QEMU_LIVE=${QEMU_LIVE:-0}
 QEMU_KEEP=${QEMU_KEEP:-0}
 QEMU_LIVE_PREFIX=${QEMU_LIVE_PREFIX:-}
 QEMU_WHY="" QEMU_MATCH="" QEMU_SECS=""
+QEMU_PXE=()
 _QEMU_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 declare -A _QEMU_PID=() _QEMU_RPID=() _QEMU_T0=()
 
@@ -57,6 +66,25 @@ qemu_usable() {
 		return 1
 	fi
 	return 0
+}
+
+qemu_pxe_usable() {
+	local d
+	QEMU_WHY=""
+	qemu_usable || return 1
+	# qemu's firmware search path (-L help): the e1000 ROM is efi-e1000.rom (BIOS + EFI iPXE).
+	while read -r d; do
+		[[ -r $d/efi-e1000.rom ]] && return 0
+	done < <("$QEMU" -L help 2>/dev/null)
+	QEMU_WHY="qemu has no iPXE ROM for its e1000 NIC (efi-e1000.rom; Debian package ipxe-qemu)"
+	return 1
+}
+
+qemu_pxe_args() {
+	local mac=$1 dir=$2 file=$3
+	# -nographic (on top of qemu_start's -display none) makes qemu turn on SeaBIOS's serial
+	# console (sercon): without it neither SeaBIOS nor iPXE print anything on the serial port.
+	QEMU_PXE=(-nographic -boot n -nic "user,model=e1000,mac=$mac,tftp=$dir,bootfile=$file")
 }
 
 kernel_fetch() {
