@@ -31,6 +31,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "exports.h"
+#include "faults.h"
 #include "log.h"
 #include "http.h"
 #include "iscsi.h"
@@ -233,6 +234,11 @@ static void reload_conf(struct daemon *d)
 		return;
 	}
 	unsigned old_mb = d->conf.cache_size_mb;
+	if (strcmp(fresh.debug_faults, d->conf.debug_faults) != 0 &&
+	    faults_configure(fresh.debug_faults, err, sizeof err) < 0) {
+		log_err("config not reloaded: %s (the running settings stay)", err);
+		return;
+	}
 	if (conf_apply_live(&d->conf, &fresh) > 0) {
 		apply_live(&d->conf);
 		apply_live_cache(old_mb, &d->conf);
@@ -413,6 +419,7 @@ static void stop(struct daemon *d)
 	autoadd_shutdown();
 	bootev_shutdown();
 	db_close(d->db);
+	faults_shutdown();
 	log_info("stopped");
 }
 
@@ -443,6 +450,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	apply_live(&d.conf);
+	if (faults_configure(d.conf.debug_faults, err, sizeof err) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
 	/* Signals go to the main thread's signalfd; workers inherit the mask. */
 	sigset_t set;
 	sigemptyset(&set);
