@@ -71,7 +71,7 @@ int nbd_xmit_begin(struct nbd_conn *n)
 	char err[320] = "";
 	int r;
 	if (n->exp.e.kind == EXPORT_CLIENT)
-		r = clients_acquire(&n->exp.e, &n->vd, err, sizeof err);
+		r = clients_acquire(&n->exp.e, &n->c->peer_ip, &n->vd, err, sizeof err);
 	else
 		r = vdisk_open_image(n->exp.e.img, &n->vd);
 	if (r < 0) {
