@@ -8,7 +8,8 @@
 #     the rule is removed the same range reads right (the cache kept nothing);
 #   overlay write ENOSPC (one NBD client, one iSCSI client): NBD ENOSPC, SCSI
 #     DATA PROTECT / SPACE ALLOCATION FAILED WRITE PROTECT (07/27 07);
-#   overlay write EIO (one NBD client): NBD EIO;
+#   overlay write EIO (one NBD client): NBD EIO; overlay flush EIO (another): the
+#     FLUSH fails with EIO;
 #   short reads and writes (image "good" and client B's overlay file): every
 #     byte still right;
 #   slow disk (image "slow", 3 s per read, one worker): a read of "slow" is
@@ -37,7 +38,8 @@ C=52:54:00:fa:00:03 # good, NBD: overlay write ENOSPC
 D=52:54:00:fa:00:04 # good, NBD: overlay write EIO
 E=52:54:00:fa:00:05 # good, iSCSI: overlay write ENOSPC
 F=52:54:00:fa:00:06 # bad, iSCSI: image read EIO
-for m in $A $B $C $D $E $F; do
+G=52:54:00:fa:00:07 # good, NBD: overlay flush EIO
+for m in $A $B $C $D $E $F $G; do
 	img=good
 	[[ $m == "$A" || $m == "$F" ]] && img=bad
 	ctl client add "$m" --image $img --mode persistent
@@ -48,7 +50,7 @@ tool() { timeout 60 python3 "$TOOL" "$@"; }
 
 # Every client boots (its overlay is made) before any fault: an overlay
 # write EIO marks the directory failed for new overlays.
-for m in $A $B $D; do
+for m in $A $B $D $G; do
 	tool "$(uri $m)" "rf:0:65536:$T/$([[ $m == "$A" ]] && echo bad || echo good)"
 done
 tool "$(uri $C)" "w:0:65536:3" "flush"
@@ -65,14 +67,14 @@ for mac in sys.argv[2:]:
     assert st == 0, f"{mac}: first read status {st}"
     c.logout()
 PY
-ok "six clients booted without faults"
+ok "seven clients booted without faults"
 
 RULES="image-read eio image=bad off=$MB-$((2 * MB)); image-read short image=good;"
 RULES+=" image-read delay image=slow ms=3000;"
 RULES+=" overlay-write enospc client=$C; overlay-write eio client=$D; overlay-write enospc client=$E;"
-RULES+=" overlay-read short client=$B; overlay-write short client=$B"
+RULES+=" overlay-read short client=$B; overlay-write short client=$B; overlay-flush eio client=$G"
 conf_set debug/faults "$RULES"
-wait_for 10 grep -q "fault injection: rule 8:" "$T/daemon.log" || fail "the fault rules were not loaded"
+wait_for 10 grep -q "fault injection: rule 9:" "$T/daemon.log" || fail "the fault rules were not loaded"
 ok "rules loaded live"
 
 # --- image read EIO ----------------------------------------------------------
@@ -103,6 +105,9 @@ tool "$(uri $C)" "ew:$MB:65536:ENOSPC" "ew:$((2 * MB)):4096:ENOSPC" \
 ok "NBD: client C's writes fail with ENOSPC after the rule, what it wrote before reads back, flush works"
 tool "$(uri $D)" "ew:$MB:65536:EIO" "ew:$((2 * MB)):65536:EIO" "rf:$MB:65536:$T/good"
 ok "NBD: client D's writes fail with EIO"
+tool "$(uri $G)" "w:$MB:65536:4" "ef:EIO" "r:$MB:65536:4"
+grep -q "client $G: overlay flush failed on .*Input/output error" "$T/daemon.log" || fail "client G's flush EIO not logged"
+ok "NBD: client G's flush fails with EIO (its write still reads back)"
 iscsi_py "$E" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
