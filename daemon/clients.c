@@ -246,7 +246,8 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 	return r;
 }
 
-/* Would a connection now start a new boot of c? (lock held) */
+/* Would a connection now start a new boot of c? (lock held; the same test
+ * as clients_acquire's) */
 static bool starts_boot(const struct cdisk *c, uint64_t now)
 {
 	return !c->vd || c->boot_pending || (c->conns == 0 && now - c->last_close_ns > gap_ns);
@@ -279,6 +280,19 @@ static int address_ok(const struct cdisk *c, const struct ipaddr *peer, uint64_t
 	return -EACCES;
 }
 
+/* A boot starts (lock held, before boot_pending is cleared): it belongs to
+ * the address that fetched its script, else to the connecting peer. */
+static void bind_boot(struct cdisk *c, const struct ipaddr *peer)
+{
+	if (c->boot_pending && c->fetch_addr.family)
+		c->boot_addr = c->fetch_addr;
+	else if (peer)
+		c->boot_addr = *peer;
+	else
+		memset(&c->boot_addr, 0, sizeof c->boot_addr);
+	memset(&c->fetch_addr, 0, sizeof c->fetch_addr);
+}
+
 int clients_check_address(const struct export *e, const struct ipaddr *peer, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&lock);
@@ -306,12 +320,11 @@ int clients_acquire(const struct export *e, const struct ipaddr *peer, struct vd
 	uint64_t now = now_ns();
 	/* Checked again under the same lock as the boot decision: two peers
 	 * racing for an unbound client cannot both get it. */
-	int r = address_ok(c, peer, now, err, errlen);
-	if (r < 0) {
+	if (address_ok(c, peer, now, err, errlen) < 0) {
 		pthread_mutex_unlock(&lock);
-		return r;
+		return -EACCES;
 	}
-	bool new_boot = starts_boot(c, now);
+	bool new_boot = !c->vd || c->boot_pending || (c->conns == 0 && now - c->last_close_ns > gap_ns);
 	/* What changed in the database applies at a boot, never under a running client. */
 	bool changed = c->image_id != e->img->id || c->mode != e->mode || c->epoch != e->epoch;
 	if (new_boot) {
@@ -322,17 +335,12 @@ int clients_acquire(const struct export *e, const struct ipaddr *peer, struct vd
 		c->image_id = e->img->id;
 		c->mode = e->mode;
 		c->epoch = e->epoch;
+		bind_boot(c, peer);
+		c->boot_pending = false;
 		c->boots++;
 		c->boot_time = time(NULL);
-		if (c->boot_pending && c->fetch_addr.family)
-			c->boot_addr = c->fetch_addr;
-		else if (peer)
-			c->boot_addr = *peer;
-		else
-			memset(&c->boot_addr, 0, sizeof c->boot_addr);
-		c->boot_pending = false;
-		memset(&c->fetch_addr, 0, sizeof c->fetch_addr);
 	}
+	int r = 0;
 	if (!c->vd)
 		r = open_disk(c, e, err, errlen);
 	if (r == 0) {
