@@ -157,7 +157,9 @@ PY
 n=$(grep -c "export=client/$A: request type 0 .* failed: Input/output error" "$T/daemon.log" || true)
 ((n == 1)) || fail "client A's failed reads logged $n times, expected once (rate-limited)"
 n=$(grep -c "image 'bad' version 1: read of .* failed: Input/output error" "$T/daemon.log" || true)
-((n == 1)) || fail "image bad's read errors logged $n times, expected once"
+# 22 failed reads over three clients, one line per 10 s (a second one if the
+# machine is slow enough for the test to take longer).
+((n >= 1 && n <= 2)) || fail "image bad's 22 read errors logged $n times, expected once (rate-limited)"
 n=$(grep -c "client $C: overlay write failed on .*No space left" "$T/daemon.log" || true)
 ((n == 1)) || fail "client C's ENOSPC logged $n times, expected once"
 grep -q "client $D: overlay write failed on .*Input/output error" "$T/daemon.log" || fail "client D's EIO not logged"
