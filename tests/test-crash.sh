@@ -111,26 +111,37 @@ timeout 120 nbdcopy --flush "$T/mdata" "$(nbd_uri "client/$M")"
 wait_for 10 eval '[[ $(cat "$RUN/clients/$M/connections" 2>/dev/null || echo 0) == 0 ]]' ||
 	fail "the maintenance client is still connected"
 tmp_appeared() { compgen -G "$T/conf/versions/*.tmp" >/dev/null || ! proc_alive "$1"; }
-interrupted=0
-for attempt in 1 2 3; do
-	"$BUILD/bootlinkctl" -c "$T/conf" image commit mimg --note "killed" >"$T/commit.out" 2>&1 &
-	cpid=$!
-	_PIDS+=($cpid)
-	wait_for 30 tmp_appeared "$cpid" || fail "commit wrote no file within 30 s"
-	# attempt 1: at once; later ones a little into the copy
-	((attempt == 1)) || sleep "0.0$((RANDOM % 5))"
-	kill -KILL "$cpid" 2>/dev/null || true
-	st=0
-	wait "$cpid" || st=$?
-	((st == 137)) || fail "the commit exited with status $st before it was killed (attempt $attempt): $(cat "$T/commit.out")"
-	interrupted=$((interrupted + 1))
-	db_ok "a commit killed with SIGKILL"
+versions_are() {
+	local n
 	n=$(ctl --json image versions mimg | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["versions"]), d["current"])')
-	[[ $n == "1 1" ]] || fail "after a killed commit: versions/current = $n, expected 1 1"
-	rm -f "$T/got"
-	timeout 60 nbdcopy "$(nbd_uri mimg)" "$T/got"
-	cmp -s "$T/got" "$T/mimg" || fail "after a killed commit the image export does not read as version 1"
-done
+	[[ $n == "$1" ]] || fail "after a killed $2: versions/current = $n, expected $1"
+}
+# kill_midway WHAT VERSIONS FILE: run `bootlinkctl image WHAT mimg` three times,
+# each killed with SIGKILL while it writes its .tmp file (at once, or a few
+# tens of ms later); each time the image must still have VERSIONS
+# ("count current") and serve FILE byte for byte.
+kill_midway() {
+	local what=$1 versions=$2 file=$3 attempt cpid st
+	for attempt in 1 2 3; do
+		"$BUILD/bootlinkctl" -c "$T/conf" image "$what" mimg --note "killed" >"$T/ctl.out" 2>&1 &
+		cpid=$!
+		_PIDS+=($cpid)
+		wait_for 30 tmp_appeared "$cpid" || fail "$what wrote no file within 30 s"
+		((attempt == 1)) || sleep "0.0$((RANDOM % 5))"
+		kill -KILL "$cpid" 2>/dev/null || true
+		st=0
+		wait "$cpid" || st=$?
+		((st == 137)) || fail "$what exited with status $st before it was killed (attempt $attempt): $(cat "$T/ctl.out")"
+		interrupted=$((interrupted + 1))
+		db_ok "$what killed with SIGKILL"
+		versions_are "$versions" "$what"
+		rm -f "$T/got"
+		timeout 60 nbdcopy "$(nbd_uri mimg)" "$T/got"
+		cmp -s "$T/got" "$file" || fail "after a killed $what the image export does not read as before"
+	done
+}
+interrupted=0
+kill_midway commit "1 1" "$T/mimg"
 rm -f "$T/got"
 timeout 60 nbdcopy "$(nbd_uri "client/$M")" "$T/got"
 cmp -s "$T/got" "$T/mexpect" || fail "after killed commits the maintenance client's overlay is not intact"
@@ -145,4 +156,10 @@ export_is() {
 }
 wait_for 15 export_is || fail "after the second commit the image export does not read as version 2"
 ok "a commit after the killed ones: version 2 served"
+kill_midway flatten "2 2" "$T/mexpect"
+ok "3 flattens killed midway: still version 2 current, served byte for byte, database ok"
+ctl image flatten mimg >/dev/null
+versions_are "3 3" flatten
+wait_for 15 export_is || fail "after the flatten the image export does not read as version 3"
+ok "a flatten after the killed ones: version 3 served"
 stop_daemon
