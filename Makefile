@@ -61,7 +61,7 @@ $(O)/%.o: %.c
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
 
-.PHONY: all pkgcheck deps check unit bench demo fuzz clean
+.PHONY: all pkgcheck deps check unit bench demo fuzz soak load clean
 deps:
 	@tests/lib/deps.sh
 
@@ -89,6 +89,21 @@ fuzz:
 		mkdir -p tests/fuzz/corpus/$(n); \
 		build-fuzz/$(n) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 tests/fuzz/corpus/$(n) 2>&1 | \
 			grep -E "^(stat::number_of_executed_units|Done|==.*ERROR)" | sed 's|^|$(n): |';)
+
+# Crash-consistency soak (docs/hardening.md): tests/test-crash.sh with
+# CRASH_ROUNDS kill -9 rounds (make check runs 6), about 6 s per round.
+CRASH_ROUNDS ?= 200
+soak: deps all
+	@CRASH_ROUNDS=$(CRASH_ROUNDS) TEST_TIMEOUT=$$(($(CRASH_ROUNDS) * 30 + 300)) BUILD=$(O) tests/run.sh test-crash
+
+# Load at a bigger scale than make check's (docs/hardening.md): connections
+# held per protocol, then a storm on top; prints RSS per idle connection.
+LOAD_NBD ?= 2500
+LOAD_ISCSI ?= 2500
+LOAD_STORM ?= 1000
+load: deps all
+	@LOAD_NBD=$(LOAD_NBD) LOAD_ISCSI=$(LOAD_ISCSI) LOAD_STORM=$(LOAD_STORM) BUILD=$(O) tests/run.sh test-load && \
+		grep -E "^(held|storm|after close)" $(O)/test-logs/test-load.log
 
 clean:
 	rm -rf build build-san build-fuzz

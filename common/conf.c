@@ -130,6 +130,14 @@ static const struct conf_key schema[] = {
 	  .note = "1 = named PC001, PC002 ... and linked to clients/default_image; 0 = a screen saying how to add it" },
 	{ .name = "clients/default_image", .type = CONF_STR, .def = "", .live = true, FIELD(clients_default_image),
 	  .help = "image PCs registered by clients/autoadd are linked to", .note = "empty = none (link them later)" },
+	/* Hardening (docs/hardening.md). */
+	{ .name = "nbd/bind_client_address", .type = CONF_UINT, .def = "1", .min = 0, .max = 1, .live = true,
+	  FIELD(nbd_bind_client_address),
+	  .help = "a client's NBD export answers only the IP address its boot came from (its iPXE script fetch, "
+		  "else the boot's first connection)", .note = "1 = on, 0 = any address" },
+	{ .name = "debug/faults", .type = CONF_STR, .def = "", .live = true, FIELD(debug_faults),
+	  .help = "fault injection rules for tests (daemon/faults.h); only the bootlinkd-faults build obeys them",
+	  .note = "empty = none" },
 };
 
 /* The schema table (conf.h). */

@@ -60,6 +60,8 @@ struct bl_conf {
 	/* Unknown PCs asking for their iPXE script (daemon/autoadd.c) */
 	unsigned clients_autoadd;        /* clients/autoadd: 1 = register unknown MACs (PC001...) (live) */
 	char clients_default_image[64];  /* clients/default_image: image new PCs are linked to (live) */
+	unsigned nbd_bind_client_address; /* nbd/bind_client_address: a client's disk answers only the address it booted from (live) */
+	char debug_faults[1024];         /* debug/faults: fault injection rules, bootlinkd-faults only (live) */
 };
 
 enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };

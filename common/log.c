@@ -63,3 +63,18 @@ void log_msg(int level, const char *fmt, ...)
 	log_vmsg(level, fmt, ap);
 	va_end(ap);
 }
+
+bool log_ratelimit(struct log_ratelimit *rl, uint64_t interval_ns, unsigned *suppressed)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (now < rl->next_ns) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->next_ns = now + interval_ns;
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	return true;
+}

@@ -13,6 +13,8 @@
 #define BL_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum bl_log_level { BL_ERR = 0, BL_WARN = 1, BL_INFO = 2, BL_DEBUG = 3 };
 
@@ -25,6 +27,17 @@ const char *log_level_name(int level);
 
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap);
+
+/* Rate limit for lines a peer can trigger at will: at most one per interval.
+ * Zero-initialised; not thread-safe (keep one per connection or take a lock). */
+struct log_ratelimit {
+	uint64_t next_ns;         /* no line before this time */
+	unsigned suppressed;      /* lines held back since the last one logged */
+};
+
+/* True if a line may be logged now; then *suppressed is the number held
+ * back since the previous line (to mention in this one). */
+bool log_ratelimit(struct log_ratelimit *rl, uint64_t interval_ns, unsigned *suppressed);
 
 #define log_err(...)   log_msg(BL_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(BL_WARN, __VA_ARGS__)

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "overlay.h"
 #include "stage.h"
+#include "ipaddr.h"
 #include "util.h"
 #include "vdisk.h"
 
@@ -39,6 +40,8 @@ struct cdisk {
 	int64_t boot_time;         /* unix time the current boot started (0: none yet) */
 	int64_t close_time;        /* unix time its last connection closed */
 	char dir[1024];
+	struct ipaddr boot_addr;   /* where this boot came from (family 0: none yet) */
+	struct ipaddr fetch_addr;  /* where the pending boot's iPXE script was fetched from */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,6 +51,7 @@ static int ndirs;
 static uint64_t ram_bytes, gap_ns;
 static uint32_t block_bytes = OV_BLOCK_DEFAULT; /* granularity of new overlays */
 static bool allow_image_disk;
+static bool bind_address;              /* nbd/bind_client_address */
 static bool dir_failed[MAX_DIRS];      /* an overlay there hit an I/O error: no new overlays */
 static struct stage_floor floor_;
 
@@ -58,6 +62,7 @@ void clients_configure(const struct bl_conf *c)
 	block_bytes = overlay_bsize_valid((uint64_t)c->overlay_block_kb << 10) ? c->overlay_block_kb << 10
 									       : OV_BLOCK_DEFAULT;
 	allow_image_disk = c->overlay_allow_image_disk;
+	bind_address = c->nbd_bind_client_address;
 	floor_ = (struct stage_floor){ .min_bytes = STAGE_FLOOR_DEFAULT_BYTES };
 	if (stage_floor_parse(c->overlay_min_free, &floor_) < 0) {
 		log_err("overlay/min_free: '%s' is not a size (like 1G) or a percentage (like 5%%); using 1G",
@@ -241,7 +246,63 @@ static int open_disk(struct cdisk *c, const struct export *e, char *err, size_t 
 	return r;
 }
 
-int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_t errlen)
+/* Would a connection now start a new boot of c? (lock held; the same test
+ * as clients_acquire's) */
+static bool starts_boot(const struct cdisk *c, uint64_t now)
+{
+	return !c->vd || c->boot_pending || (c->conns == 0 && now - c->last_close_ns > gap_ns);
+}
+
+/* The address a connection to c must come from now, or NULL if any may
+ * (binding off, or a boot without a fetched script starts). Lock held. */
+static const struct ipaddr *required_addr(const struct cdisk *c, uint64_t now)
+{
+	if (!bind_address)
+		return NULL;
+	if (c->boot_pending)
+		return c->fetch_addr.family ? &c->fetch_addr : NULL;
+	if (starts_boot(c, now))
+		return NULL;
+	return c->boot_addr.family ? &c->boot_addr : NULL;
+}
+
+/* 0 if peer may reach c now, else -EACCES with err set. Lock held. */
+static int address_ok(const struct cdisk *c, const struct ipaddr *peer, uint64_t now, char *err, size_t errlen)
+{
+	const struct ipaddr *want = c ? required_addr(c, now) : NULL;
+	char w[IPADDR_STR_MAX], p[IPADDR_STR_MAX];
+	if (!peer || !want || ipaddr_equal(want, peer))
+		return 0;
+	ipaddr_format(want, w, sizeof w);
+	ipaddr_format(peer, p, sizeof p);
+	snprintf(err, errlen, "client %s's disk answers only %s, the address it booted from "
+		 "(nbd/bind_client_address); this connection comes from %s", c->mac, w, p);
+	return -EACCES;
+}
+
+/* A boot starts (lock held, before boot_pending is cleared): it belongs to
+ * the address that fetched its script, else to the connecting peer. */
+static void bind_boot(struct cdisk *c, const struct ipaddr *peer)
+{
+	if (c->boot_pending && c->fetch_addr.family)
+		c->boot_addr = c->fetch_addr;
+	else if (peer)
+		c->boot_addr = *peer;
+	else
+		memset(&c->boot_addr, 0, sizeof c->boot_addr);
+	memset(&c->fetch_addr, 0, sizeof c->fetch_addr);
+}
+
+int clients_check_address(const struct export *e, const struct ipaddr *peer, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&lock);
+	int r = address_ok(find(e->mac), peer, now_ns(), err, errlen);
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+int clients_acquire(const struct export *e, const struct ipaddr *peer, struct vdisk **out, char *err,
+		    size_t errlen)
 {
 	pthread_mutex_lock(&lock);
 	struct cdisk *c = find(e->mac);
@@ -257,6 +318,12 @@ int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_
 		clients = c;
 	}
 	uint64_t now = now_ns();
+	/* Checked again under the same lock as the boot decision: two peers
+	 * racing for an unbound client cannot both get it. */
+	if (address_ok(c, peer, now, err, errlen) < 0) {
+		pthread_mutex_unlock(&lock);
+		return -EACCES;
+	}
 	bool new_boot = !c->vd || c->boot_pending || (c->conns == 0 && now - c->last_close_ns > gap_ns);
 	/* What changed in the database applies at a boot, never under a running client. */
 	bool changed = c->image_id != e->img->id || c->mode != e->mode || c->epoch != e->epoch;
@@ -268,6 +335,7 @@ int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_
 		c->image_id = e->img->id;
 		c->mode = e->mode;
 		c->epoch = e->epoch;
+		bind_boot(c, peer);
 		c->boot_pending = false;
 		c->boots++;
 		c->boot_time = time(NULL);
@@ -296,12 +364,23 @@ void clients_release(const char *mac)
 	pthread_mutex_unlock(&lock);
 }
 
-void clients_new_boot(const char *mac)
+void clients_new_boot(const char *mac, const struct ipaddr *from)
 {
 	pthread_mutex_lock(&lock);
 	struct cdisk *c = find(mac);
-	if (c)
+	if (!c && (c = calloc(1, sizeof *c))) {
+		/* Never connected yet: remember where its boot comes from. */
+		snprintf(c->mac, sizeof c->mac, "%s", mac);
+		c->next = clients;
+		clients = c;
+	}
+	if (c) {
 		c->boot_pending = true;
+		if (from)
+			c->fetch_addr = *from;
+		else
+			memset(&c->fetch_addr, 0, sizeof c->fetch_addr);
+	}
 	pthread_mutex_unlock(&lock);
 }
 

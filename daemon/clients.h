@@ -28,16 +28,27 @@
 struct export;
 struct vdisk;
 struct bl_conf;
+struct ipaddr;
 
 /* Settings (main thread, at start and on config change). */
 void clients_configure(const struct bl_conf *c);
-/* The client's vdisk for a new connection (a reference the caller puts).
- * err explains a failure in one line. */
-int clients_acquire(const struct export *e, struct vdisk **out, char *err, size_t errlen);
+/* The client's vdisk for a new connection from peer (a reference the caller
+ * puts). peer NULL: no address binding (iSCSI). err explains a failure in
+ * one line; -EACCES: peer is not the address the client is bound to. */
+int clients_acquire(const struct export *e, const struct ipaddr *peer, struct vdisk **out, char *err,
+		    size_t errlen);
+/* Address binding (nbd/bind_client_address; docs/hardening.md). While a boot
+ * runs, a client's disk answers only the address the boot came from: the
+ * address that fetched its iPXE script, else the first connection of the
+ * boot. A connection that would start a new boot binds it. Returns 0 if a
+ * connection from peer may open e now (always 0 when binding is off), or
+ * -EACCES with err naming the client and both addresses. */
+int clients_check_address(const struct export *e, const struct ipaddr *peer, char *err, size_t errlen);
 /* A connection of the client closed. */
 void clients_release(const char *mac);
-/* The client is booting (script fetched): its next connection starts afresh. */
-void clients_new_boot(const char *mac);
+/* The client is booting (script fetched by from, may be NULL): its next
+ * connection starts afresh, and must come from that address. */
+void clients_new_boot(const char *mac, const struct ipaddr *from);
 /* Discard a client's overlay now (persistent included); live connections
  * keep the old one until they close. Returns 0 or -errno. */
 int clients_reset(const char *mac);

@@ -62,9 +62,10 @@ void conn_new(struct worker *w, int fd, const struct proto *proto)
 	c->started_ns = now_ns();
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer);
-	else
+		ipaddr_from_sockaddr((struct sockaddr *)&ss, &c->peer_ip);
+	} else
 		strcpy(c->peer, "?");
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "ipaddr.h"
 #include "worker.h"
 
 #define TXMSG_IOV 4
@@ -59,6 +60,7 @@ struct conn {
 	int fd;
 	uint64_t id;                /* unique per daemon run, for logs and the runtime tree */
 	char peer[64];              /* "ip:port" */
+	struct ipaddr peer_ip;      /* the peer's IP (client address binding) */
 	uint64_t started_ns;
 
 	int refs;

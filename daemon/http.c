@@ -236,7 +236,7 @@ static void client_script(struct conn *c, const struct http_req *r, bool head)
 	if (!err[0]) {
 		char note[BOOTEV_TEXT_MAX];
 		snprintf(note, sizeof note, "boot script: %s, image %s", what, x.image[0] ? x.image : "none");
-		clients_new_boot(mac);
+		clients_new_boot(mac, &c->peer_ip);
 		bootev_note(mac, note);
 	}
 	if (found)

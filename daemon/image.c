@@ -1,5 +1,6 @@
 /* image.c — see image.h. */
 #include "image.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -248,8 +249,17 @@ static void read_finish(struct image_read *r, int res)
 {
 	free(r->dreads);
 	r->dreads = NULL;
-	if (res < 0)
-		__atomic_fetch_add(&r->img->stat_errors, 1, __ATOMIC_RELAXED);
+	if (res < 0) {
+		struct image *img = r->img;
+		uint64_t now = now_ns(), last = __atomic_load_n(&img->err_log_ns, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&img->stat_errors, 1, __ATOMIC_RELAXED);
+		/* One line per image per 10 s: every client of a bad disk hits it. */
+		if (now - last >= 10000000000ull &&
+		    __atomic_compare_exchange_n(&img->err_log_ns, &last, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			log_err("image '%s' version %d: read of %zu bytes at %llu failed: %s (%llu errors so far)",
+				img->name, img->version, r->alen, (unsigned long long)r->aoff, strerror(-res),
+				(unsigned long long)__atomic_load_n(&img->stat_errors, __ATOMIC_RELAXED));
+	}
 	r->done(r, res);
 }
 
@@ -265,7 +275,9 @@ static void dread_done(struct uop *op, int res, uint32_t flags)
 {
 	struct image_dread *d = (struct image_dread *)op;
 	struct image_read *r = d->r;
-	(void)flags;
+	struct fault_ctx fc = { FS_IMAGE_READ, r->img->name, NULL, d->off + d->got, d->len - d->got };
+	if (fault_inject(op, r->w, &fc, &res, flags))
+		return;
 	if (res == -EAGAIN || res == -EINTR || (res > 0 && (d->got += res) < d->len)) {
 		dread_submit(d);
 		return;
@@ -317,7 +329,9 @@ static void apply_deltas(struct image_read *r)
 static void on_read(struct uop *op, int res, uint32_t flags)
 {
 	struct image_read *r = (struct image_read *)op;
-	(void)flags;
+	struct fault_ctx fc = { FS_IMAGE_READ, r->img->name, NULL, r->aoff + r->got, r->alen - r->got };
+	if (fault_inject(op, r->w, &fc, &res, flags))
+		return;
 	if (res == -EAGAIN || res == -EINTR) {
 		submit_read(r);
 		return;

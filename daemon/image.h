@@ -68,6 +68,7 @@ struct image {
 	/* counters (relaxed atomics) */
 	uint64_t stat_requests, stat_bytes_read, stat_disk_reads, stat_disk_bytes, stat_errors;
 	unsigned stat_connections;
+	uint64_t err_log_ns;      /* last read error logged (atomic; one line per 10 s) */
 };
 
 /* Open version `version` (id version_id) of the image described by di: its

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "log.h"
 #include "exports.h"
 #include "iscsi_pdu.h"
 #include "iscsi_text.h"
@@ -115,6 +116,7 @@ struct iscsi_conn {
 	struct __kernel_timespec watch_ts;
 	bool watch_armed;
 	char logtag[400];             /* "initiator=IQN target=NAME: " once known */
+	struct log_ratelimit err_rl;  /* failed commands: one line per 10 s */
 };
 
 /* Log naming the client and, once known, the target. */

@@ -336,7 +336,7 @@ static uint16_t session_open(struct iscsi_conn *ic, char *why, size_t wl)
 	char err[320] = "";
 	int r;
 	if (ic->exp.e.kind == EXPORT_CLIENT)
-		r = clients_acquire(&ic->exp.e, &ic->vd, err, sizeof err);
+		r = clients_acquire(&ic->exp.e, NULL, &ic->vd, err, sizeof err);
 	else
 		r = vdisk_open_image(ic->exp.e.img, &ic->vd);
 	if (r < 0) {

@@ -303,9 +303,12 @@ static void task_respond(struct iscsi_task *t)
 			  sc->status, sc->sense[2] & 0x0f, sc->sense[12], sc->sense[13], sc->cdb[0], sc->cdb[1],
 			  sc->cdb[2], sc->cdb[3], sc->cdb[4], sc->cdb[5], sc->cdb[6], sc->cdb[7], sc->cdb[8], sc->cdb[9],
 			  sc->cdb[10], sc->cdb[11], sc->cdb[12], sc->cdb[13]);
-		if (sc->sense_len && (sc->sense[2] & 0x0f) != SK_ILLEGAL_REQUEST && (sc->sense[2] & 0x0f) != SK_DATA_PROTECT)
-			iscsi_log(BL_WARN, ic, "%s failed: sense key 0x%x asc 0x%02x%02x", scsi_cmd_name(sc->cdb),
-				  sc->sense[2] & 0x0f, sc->sense[12], sc->sense[13]);
+		unsigned held;
+		if (sc->sense_len && (sc->sense[2] & 0x0f) != SK_ILLEGAL_REQUEST && (sc->sense[2] & 0x0f) != SK_DATA_PROTECT &&
+		    log_ratelimit(&ic->err_rl, 10000000000ull, &held))
+			iscsi_log(BL_WARN, ic, "%s failed: sense key 0x%x asc 0x%02x%02x%s", scsi_cmd_name(sc->cdb),
+				  sc->sense[2] & 0x0f, sc->sense[12], sc->sense[13],
+				  held ? " (more failures since the last line were not logged)" : "");
 	}
 	conn_get(c);
 	conn_send(c, &t->tx);

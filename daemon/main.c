@@ -11,12 +11,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -31,6 +33,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "exports.h"
+#include "faults.h"
 #include "log.h"
 #include "http.h"
 #include "iscsi.h"
@@ -233,6 +236,11 @@ static void reload_conf(struct daemon *d)
 		return;
 	}
 	unsigned old_mb = d->conf.cache_size_mb;
+	if (strcmp(fresh.debug_faults, d->conf.debug_faults) != 0 &&
+	    faults_configure(fresh.debug_faults, err, sizeof err) < 0) {
+		log_err("config not reloaded: %s (the running settings stay)", err);
+		return;
+	}
 	if (conf_apply_live(&d->conf, &fresh) > 0) {
 		apply_live(&d->conf);
 		apply_live_cache(old_mb, &d->conf);
@@ -262,6 +270,21 @@ static void drain_fd(int fd)
 	char buf[4096];
 	while (read(fd, buf, sizeof buf) > 0)
 		;
+}
+
+/* After a crowd of connections left, hand the freed memory back to the
+ * system: glibc keeps free chunks in each worker's arena otherwise, and an
+ * appliance's RSS should return to its baseline after a boot storm. */
+static void trim_after_crowd(void)
+{
+	static unsigned high;
+	unsigned n = __atomic_load_n(&g_total_conns, __ATOMIC_RELAXED);
+	if (n > high)
+		high = n;
+	if (high >= n + 64 || (n == 0 && high > 0)) {
+		malloc_trim(0);
+		high = n;
+	}
 }
 
 /* Returns when SIGTERM/SIGINT arrives. */
@@ -310,15 +333,34 @@ static void main_loop(struct daemon *d)
 				next_save = now + 10000000000ull;
 			}
 			stats_dump(d->conf.run_dir);
+			trim_after_crowd();
 			next_dump = now + (uint64_t)interval * 1000000ull;
 		}
 	}
+}
+
+/* Every connection is a file descriptor: lift the soft limit to the hard
+ * one, and say so when even that cannot hold limits/max_connections. */
+static void raise_nofile(const struct bl_conf *c)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)c->max_connections + 256)
+		log_warn("open files are limited to %llu, fewer than limits/max_connections (%u) + 256: "
+			 "raise LimitNOFILE (systemd) or ulimit -n", (unsigned long long)rl.rlim_cur,
+			 c->max_connections);
 }
 
 static int start(struct daemon *d)
 {
 	char err[512];
 	int r_cache;
+	raise_nofile(&d->conf);
 	if (vdisk_global_init() < 0)
 		return -ENOMEM;
 	r_cache = cache_init((uint64_t)d->conf.cache_size_mb << 20, d->conf.cache_block_kb << 10);
@@ -413,6 +455,7 @@ static void stop(struct daemon *d)
 	autoadd_shutdown();
 	bootev_shutdown();
 	db_close(d->db);
+	faults_shutdown();
 	log_info("stopped");
 }
 
@@ -443,6 +486,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	apply_live(&d.conf);
+	if (faults_configure(d.conf.debug_faults, err, sizeof err) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
 	/* Signals go to the main thread's signalfd; workers inherit the mask. */
 	sigset_t set;
 	sigemptyset(&set);

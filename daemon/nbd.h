@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "log.h"
 #include "exports.h"
 #include "vdisk.h"
 
@@ -44,6 +45,7 @@ struct nbd_conn {
 	struct nbd_req *spare;       /* released requests kept for reuse (no malloc per request) */
 	unsigned nspare;
 	char logtag[120];            /* "export=NAME: " once an export is chosen */
+	struct log_ratelimit err_rl; /* failed requests: one line per 10 s */
 };
 
 /* Handshake: the server greeting, and one step of option parsing. */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clients.h"
 #include "log.h"
 #include "nbd.h"
 #include "nbd_wire.h"
@@ -85,13 +86,23 @@ static int resolve(struct nbd_conn *n, uint32_t opt, const char *name, uint32_t 
 		exports_ref_release(ref);
 		return -1;
 	}
+	char why[320];
+	if (ref->e.kind == EXPORT_CLIENT && clients_check_address(&ref->e, &n->c->peer_ip, why, sizeof why) < 0) {
+		opt_error(n, opt, NBD_REP_ERR_POLICY, "export '%s': %s", ref->e.name, why);
+		exports_ref_release(ref);
+		return -1;
+	}
 	return 0;
 }
 
 static void list_one(const struct export *e, void *arg)
 {
 	struct nbd_conn *n = arg;
+	char why[320];
 	if (!e->img)
+		return;
+	/* A client's disk bound to another address is not this peer's to see. */
+	if (e->kind == EXPORT_CLIENT && clients_check_address(e, &n->c->peer_ip, why, sizeof why) < 0)
 		return;
 	uint8_t buf[4 + sizeof e->name];
 	uint32_t nl = strlen(e->name);
@@ -171,10 +182,19 @@ static int opt_info_go(struct nbd_conn *n, uint32_t opt, const uint8_t *d, uint3
 static int opt_export_name(struct nbd_conn *n, const uint8_t *d, uint32_t len)
 {
 	struct export_ref ref;
+	char why[320] = "";
 	int r = exports_lookup((const char *)d, len, &ref);
+	if (r == 0 && ref.e.img && ref.e.kind == EXPORT_CLIENT &&
+	    clients_check_address(&ref.e, &n->c->peer_ip, why, sizeof why) < 0) {
+		exports_ref_release(&ref);
+		r = -EACCES;
+	}
 	if (r < 0 || !ref.e.img) {
 		conn_log(BL_INFO, n->c, "NBD_OPT_EXPORT_NAME '%.*s': %s; closing (this option cannot carry an error)",
-			 (int)MIN(len, 200), (const char *)d, r < 0 ? "no such export" : ref.e.error);
+			 (int)MIN(len, 200), (const char *)d,
+			 why[0] ? why : r < 0 ? "no such export" : ref.e.error);
+		if (r == 0)
+			exports_ref_release(&ref);
 		return -1;
 	}
 	n->exp = ref;

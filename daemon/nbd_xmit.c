@@ -71,7 +71,7 @@ int nbd_xmit_begin(struct nbd_conn *n)
 	char err[320] = "";
 	int r;
 	if (n->exp.e.kind == EXPORT_CLIENT)
-		r = clients_acquire(&n->exp.e, &n->vd, err, sizeof err);
+		r = clients_acquire(&n->exp.e, &n->c->peer_ip, &n->vd, err, sizeof err);
 	else
 		r = vdisk_open_image(n->exp.e.img, &n->vd);
 	if (r < 0) {
@@ -230,9 +230,11 @@ static void reply(struct nbd_req *r, int res)
 	}
 	if (r->err) {
 		n->c->stat_errors++;
-		if (r->err != NBD_EINVAL && r->err != NBD_EPERM)
-			nbd_log(BL_WARN, n, "request type %u offset %llu length %llu failed: %s", r->type,
-				(unsigned long long)r->vr.off, (unsigned long long)r->vr.len, strerror(-res));
+		unsigned held;
+		if (r->err != NBD_EINVAL && r->err != NBD_EPERM && log_ratelimit(&n->err_rl, 10000000000ull, &held))
+			nbd_log(BL_WARN, n, "request type %u offset %llu length %llu failed: %s%s", r->type,
+				(unsigned long long)r->vr.off, (unsigned long long)r->vr.len, strerror(-res),
+				held ? " (more failures since the last line were not logged)" : "");
 	} else if (r->type == NBD_CMD_READ) {
 		n->c->stat_bytes_read += r->vr.len;
 		metrics_latency(n->c->w->id, MET_NBD, MET_READ, now_ns() - r->start_ns);

@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 
 #include "db.h"
+#include "faults.h"
 #include "log.h"
 #include "overlay.h"
 #include "util.h"
@@ -115,7 +116,10 @@ static void file_read_submit(struct ovfile *f)
 static void file_read_done(struct uop *op, int res, uint32_t flags)
 {
 	struct ovfile *f = (struct ovfile *)op;
-	(void)flags;
+	struct vd_req *r = f->o->r;
+	struct fault_ctx fc = { FS_OVERLAY_READ, r->vd->img->name, OVD(r)->ov->name, f->off + f->got, f->len - f->got };
+	if (fault_inject(op, r->w, &fc, &res, flags))
+		return;
 	if (res == -EAGAIN || res == -EINTR) {
 		file_read_submit(f);
 		return;
@@ -454,7 +458,9 @@ static void io_done(struct uop *op, int res, uint32_t flags)
 {
 	struct ovio *io = (struct ovio *)op;
 	struct overlay *ov = OVD(io->o->r)->ov;
-	(void)flags;
+	struct fault_ctx fc = { FS_OVERLAY_WRITE, io->o->r->vd->img->name, ov->name, io->off + io->got, io->len - io->got };
+	if (io->kind != IO_PUNCH && fault_inject(op, io->o->r->w, &fc, &res, flags))
+		return;
 	if (res == -EAGAIN || res == -EINTR) {
 		io_submit(io);
 		return;
@@ -711,7 +717,9 @@ static void page_done(struct uop *op, int res, uint32_t flags)
 static void round_step(struct uop *op, int res, uint32_t flags)
 {
 	struct flushround *f = (struct flushround *)op;
-	(void)flags;
+	struct fault_ctx fc = { FS_OVERLAY_FLUSH, f->vd->img->name, f->ov->name, 0, f->ov->size };
+	if (fault_inject(op, f->w, &fc, &res, flags))
+		return;
 	if (res < 0)
 		f->err = res;
 	if (f->err || f->stage == 3) {

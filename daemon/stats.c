@@ -27,6 +27,18 @@ struct reg {
 	struct conn *c;
 	char export[96];
 	time_t since;
+	bool export_dumped;          /* export written to the tree since it last changed */
+	uint64_t dumped[4];          /* counters as last written (requests, read, written, errors) */
+	bool fresh_dumped;           /* the entry exists in the tree */
+};
+
+/* A connection's entry as copied under the lock, written without it. */
+struct reg_snap {
+	struct reg r;
+	uint64_t id;
+	char peer[64];
+	const char *proto;
+	uint64_t now[4];
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,8 +77,10 @@ void stats_conn_set_export(struct conn *c, const char *export_name)
 {
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < nregs; i++)
-		if (regs[i].c == c)
+		if (regs[i].c == c) {
 			snprintf(regs[i].export, sizeof regs[i].export, "%s", export_name);
+			regs[i].export_dumped = false;
+		}
 	pthread_mutex_unlock(&lock);
 }
 
@@ -159,35 +173,68 @@ static void prune(const char *dir, char (*keep)[96], size_t n)
 	closedir(d);
 }
 
+/* Hardening (docs/hardening.md): the registry lock is held only to copy
+ * the entries, never during file I/O — workers take it on every connect and
+ * disconnect, and with a thousand connections writing the tree takes long.
+ * Files that did not change are not rewritten, and at most
+ * STATS_CONN_ENTRIES_MAX connections get an entry (8 files each): five
+ * thousand entries on a disk-backed tree took the main thread over 20 s. */
+#define STATS_CONN_ENTRIES_MAX 1024 /* connections/<id>/ entries written; totals count them all */
+
 static void dump_conns(const char *run)
 {
+	static const char *const counter_names[4] = { "requests", "bytes_read", "bytes_written", "errors" };
 	char base[1100], dir[1200];
 	snprintf(base, sizeof base, "%s/connections", run);
 	mkdir_p(base, 0755);
 	pthread_mutex_lock(&lock);
-	size_t n = nregs;
+	size_t total = nregs, n = MIN(nregs, (size_t)STATS_CONN_ENTRIES_MAX);
+	struct reg_snap *snap = malloc((n ? n : 1) * sizeof *snap);
 	char (*keep)[96] = calloc(n ? n : 1, sizeof *keep);
-	for (size_t i = 0; i < n && keep; i++) {
+	for (size_t i = 0; i < n && snap && keep; i++) {
 		struct conn *c = regs[i].c;
-		snprintf(keep[i], sizeof keep[i], "%" PRIu64, c->id);
-		bool fresh = entry_begin(base, keep[i], dir, sizeof dir);
-		put_file(dir, "peer", "%s", c->peer);
-		put_file(dir, "protocol", "%s", c->proto->name);
-		put_file(dir, "export", "%s", regs[i].export);
-		put_file(dir, "since", "%lld", (long long)regs[i].since);
-		put_file(dir, "requests", "%" PRIu64, __atomic_load_n(&c->stat_requests, __ATOMIC_RELAXED));
-		put_file(dir, "bytes_read", "%" PRIu64, __atomic_load_n(&c->stat_bytes_read, __ATOMIC_RELAXED));
-		put_file(dir, "bytes_written", "%" PRIu64, __atomic_load_n(&c->stat_bytes_written, __ATOMIC_RELAXED));
-		put_file(dir, "errors", "%" PRIu64, __atomic_load_n(&c->stat_errors, __ATOMIC_RELAXED));
-		entry_end(base, keep[i], fresh);
+		snap[i].r = regs[i];
+		snap[i].id = c->id;
+		snprintf(snap[i].peer, sizeof snap[i].peer, "%s", c->peer);
+		snap[i].proto = c->proto->name;
+		snap[i].now[0] = __atomic_load_n(&c->stat_requests, __ATOMIC_RELAXED);
+		snap[i].now[1] = __atomic_load_n(&c->stat_bytes_read, __ATOMIC_RELAXED);
+		snap[i].now[2] = __atomic_load_n(&c->stat_bytes_written, __ATOMIC_RELAXED);
+		snap[i].now[3] = __atomic_load_n(&c->stat_errors, __ATOMIC_RELAXED);
+		regs[i].export_dumped = true;
+		regs[i].fresh_dumped = true;
+		memcpy(regs[i].dumped, snap[i].now, sizeof regs[i].dumped);
 	}
 	pthread_mutex_unlock(&lock);
-	if (keep)
-		prune(base, keep, n);
+	if (!snap || !keep) {
+		free(snap);
+		free(keep);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct reg_snap *e = &snap[i];
+		snprintf(keep[i], sizeof keep[i], "%" PRIu64, e->id);
+		bool fresh = entry_begin(base, keep[i], dir, sizeof dir);
+		bool all = fresh || !e->r.fresh_dumped;
+		if (all) {
+			put_file(dir, "peer", "%s", e->peer);
+			put_file(dir, "protocol", "%s", e->proto);
+			put_file(dir, "since", "%lld", (long long)e->r.since);
+		}
+		if (all || !e->r.export_dumped)
+			put_file(dir, "export", "%s", e->r.export);
+		for (int k = 0; k < 4; k++)
+			if (all || e->now[k] != e->r.dumped[k])
+				put_file(dir, counter_names[k], "%" PRIu64, e->now[k]);
+		entry_end(base, keep[i], fresh);
+	}
+	prune(base, keep, n);
 	free(keep);
+	free(snap);
 	snprintf(dir, sizeof dir, "%s/totals", run);
 	mkdir_p(dir, 0755);
-	put_file(dir, "connections", "%zu", n);
+	put_file(dir, "connections", "%zu", total);
+	put_file(dir, "connections_listed", "%zu", n);
 	put_file(dir, "exports", "%zu", exports_count());
 }
 

@@ -14,7 +14,8 @@
  *                        writes,bytes_written,write_errors,enospc,flushes,reads,bytes_read,
  *                        boot_pending (0/1), boot_started, last_close (unix times, 0 = never)}
  *   <run>/overlay_dirs/<n>/{path,state (ok|nearly-full|failed|missing),clients,free_bytes,total_bytes}
- *   <run>/totals/{connections,exports}
+ *   <run>/totals/{connections,connections_listed,exports}
+ *                        (connections/ lists at most 1024 connections; totals count all)
  *   <run>/cache/{capacity_bytes,used_bytes,block_size,hits,misses,waits,disk_reads,disk_bytes,
  *                evictions,promotions,errors,blocks,probation_blocks,protected_blocks}
  *

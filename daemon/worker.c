@@ -108,13 +108,19 @@ static void on_accept(struct listener *l, int res, uint32_t flags)
 	if (res >= 0) {
 		if (w->stopping) {
 			close(res);
-		} else if (__atomic_load_n(&g_total_conns, __ATOMIC_RELAXED) >= g_live.max_connections) {
+		} else if (__atomic_load_n(&g_total_conns, __ATOMIC_RELAXED) >= live_get(&g_live.max_connections)) {
+			/* One line a second at most, over all workers. */
 			static uint64_t last;
-			uint64_t now = now_ns();
-			if (now - last > 1000000000ull) {
-				last = now;
-				log_warn("connection refused: limits/max_connections (%u) reached",
-					 g_live.max_connections);
+			uint64_t now = now_ns(), prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+			if (now - prev > 1000000000ull &&
+			    __atomic_compare_exchange_n(&last, &prev, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+				struct sockaddr_storage ss;
+				socklen_t sl = sizeof ss;
+				char peer[64] = "?";
+				if (getpeername(res, (struct sockaddr *)&ss, &sl) == 0)
+					addr_format((struct sockaddr *)&ss, peer, sizeof peer);
+				log_warn("connection refused: limits/max_connections (%u) reached; %s closed "
+					 "(one line a second at most)", live_get(&g_live.max_connections), peer);
 			}
 			close(res);
 		} else {

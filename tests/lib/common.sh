@@ -40,6 +40,8 @@
 # removed at exit unless KEEP_TMP=1), RUN ($T/conf/run), TEST_NAME.
 #
 # Environment knobs: DAEMON_WRAPPER (e.g. "valgrind --error-exitcode=99"),
+# DAEMON_BIN (the program start_daemon runs from $BUILD, default bootlinkd;
+# bootlinkd-faults for fault injection),
 # DAEMON_ASAN_OPTIONS (default: halt on the first error, no leak check),
 # KEEP_TMP=1.
 
@@ -307,13 +309,14 @@ _daemon_up_or_dead() {
 
 start_daemon() {
 	[[ -z $DAEMON_PID ]] || fail "start_daemon: bootlinkd is already running (pid $DAEMON_PID)"
-	[[ -x $BUILD/bootlinkd ]] || skip "$BUILD/bootlinkd is not built (run make)"
+	local bin=${DAEMON_BIN:-bootlinkd}
+	[[ -x $BUILD/$bin ]] || skip "$BUILD/$bin is not built (run make)"
 	make_conf "$@"
 	rm -f "$RUN/ready" "$RUN"/listen/*
 	echo "--- start_daemon $(date +%T.%N)" >>"$T/daemon.log"
 	# shellcheck disable=SC2086 # DAEMON_WRAPPER is a command line
 	ASAN_OPTIONS=${DAEMON_ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=0} \
-		${DAEMON_WRAPPER:-} "$BUILD/bootlinkd" -c "$T/conf" >>"$T/daemon.log" 2>&1 &
+		${DAEMON_WRAPPER:-} "$BUILD/$bin" -c "$T/conf" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	wait_for 10 _daemon_up_or_dead || fail "bootlinkd did not write $RUN/ready within 10 s"
 	if ! proc_alive "$DAEMON_PID"; then

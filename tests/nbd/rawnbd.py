@@ -85,8 +85,11 @@ class Closed(Exception):
 
 
 class Raw:
-    def __init__(self, host, port, timeout=10.0):
-        self.s = socket.create_connection((host, int(port)), timeout=timeout)
+    def __init__(self, host, port, timeout=10.0, source=None):
+        """source: the local IP to connect from (e.g. 127.0.0.2: every 127/8
+        address is this host, and the server sees it as the peer)."""
+        self.s = socket.create_connection((host, int(port)), timeout=timeout,
+                                          source_address=(source, 0) if source else None)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.structured = False
         self.size = None

@@ -20,6 +20,8 @@
 #   ew:OFF:LEN:ERRNO        a write must fail with ERRNO (a name: EPERM, ENOSPC); sent
 #                           even where libnbd would refuse it itself (strict mode off)
 #   et:OFF:LEN:ERRNO        a trim must fail with ERRNO
+#   er:OFF:LEN:ERRNO        a read must fail with ERRNO (EIO)
+#   ef:ERRNO                a flush must fail with ERRNO
 #   ez:OFF:LEN:ERRNO        a write-zeroes must fail with ERRNO
 #   fill:OFF:LEN:SEED:CHUNK write the pattern in CHUNK-byte requests, until done
 #                           or the first error; prints "fill: wrote N bytes, error E"
@@ -183,6 +185,23 @@ class Tool:
                 if not okk:
                     fail(f"{s}: block status says [{lo}, {hi}) has flags {flags} "
                          f"(hole={flags & HOLE}, zero={flags & ZERO >> 1}), expected {kind}")
+        elif op == "ef":
+            try:
+                h.flush()
+            except nbd.Error as e:
+                if err_name(e) != f[1]:
+                    fail(f"{s}: failed with {err_name(e)} ({e.string}), expected {f[1]}")
+                return
+            fail(f"{s}: succeeded, expected {f[1]}")
+        elif op == "er":
+            off, ln, want = self.off(f[1]), int(f[2]), f[3]
+            try:
+                h.pread(ln, off)
+            except nbd.Error as e:
+                if err_name(e) != want:
+                    fail(f"{s}: failed with {err_name(e)} ({e.string}), expected {want}")
+                return
+            fail(f"{s}: succeeded, expected {want}")
         elif op in ("ew", "et", "ez"):
             off, ln, want = self.off(f[1]), int(f[2]), f[3]
             # Send the request even where libnbd would refuse it itself (a
