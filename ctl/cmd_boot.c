@@ -198,6 +198,9 @@ static int san_prepare(struct db_client *cl, const char *keep, const char *drive
 				"returns, e.g. to install Windows onto it) or 0", keep);
 	if (drive && (ret = parse_drive(drive, &d)))
 		return ret;
+	if (d < DB_SAN_DRIVE_MIN || d > DB_SAN_DRIVE_MAX) /* a database edited by hand */
+		return out_fail("client %s: its drive in the database (%d) is no BIOS hard disk number: "
+				"give --drive 0x80..0xff too", cl->mac, d);
 	bool k = keep ? keep[0] == '1' : cl->san_keep;
 	if (k != cl->san_keep && used < len)
 		used += (size_t)snprintf(what + used, len - used, "%skeep-san %d -> %d", used ? ", " : "",
