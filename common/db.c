@@ -110,13 +110,19 @@ static const char *const migrations[] = {
 	"  version INTEGER NOT NULL DEFAULT 0,"
 	"  error TEXT NOT NULL DEFAULT '');"
 	"CREATE UNIQUE INDEX jobs_one_running ON jobs(image_id, kind) WHERE state = 'running';",
+	/* 5: per-client SAN boot options of the iPXE script: sanboot --keep
+	 * (the SAN disk stays hooked if the boot returns) and --drive (its BIOS
+	 * drive number, 0x80 = the first hard disk) */
+	"ALTER TABLE clients ADD COLUMN san_keep INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE clients ADD COLUMN san_drive INTEGER NOT NULL DEFAULT 128;",
 };
 
 #define IMAGE_COLS "id, name, path, size, fs_uuid, inode, head_sum, full_sum, description, created, current_version," \
 	" boot, kernel, initrd, cmdline"
 #define CLIENT_SELECT \
 	"SELECT c.id, c.mac, c.name, coalesce(c.image_id, 0), coalesce(i.name, ''), c.mode," \
-	" c.created, c.last_seen, c.overlay_epoch, c.menu_timeout, c.cmdline" \
+	" c.created, c.last_seen, c.overlay_epoch, c.menu_timeout, c.cmdline," \
+	" c.san_keep, c.san_drive" \
 	" FROM clients c LEFT JOIN images i ON i.id = c.image_id "
 
 /* Map an sqlite result code to -errno; log the -EIO case with its text.
@@ -585,6 +591,8 @@ static void row_client(sqlite3_stmt *st, struct db_client *c)
 	c->overlay_epoch = sqlite3_column_int64(st, 8);
 	c->menu_timeout = sqlite3_column_int(st, 9);
 	col_text(st, 10, c->cmdline, sizeof c->cmdline);
+	c->san_keep = sqlite3_column_int(st, 11) != 0;
+	c->san_drive = sqlite3_column_int(st, 12);
 }
 
 /* Bind an image id, 0 as NULL (no image). */
@@ -615,7 +623,9 @@ int db_client_add(struct db *db, struct db_client *c)
 	if (ret == 0) {
 		c->id = sqlite3_last_insert_rowid(db->h);
 		c->created = now;
-		c->menu_timeout = DB_MENU_TIMEOUT_DEFAULT; /* the column's default (db_client_set_boot changes it) */
+		c->menu_timeout = DB_MENU_TIMEOUT_DEFAULT; /* the columns' defaults (db_client_set_boot changes them) */
+		c->san_keep = false;
+		c->san_drive = DB_SAN_DRIVE_DEFAULT;
 	}
 	return ret;
 }
@@ -981,17 +991,22 @@ int db_image_set_boot(struct db *db, const struct db_image *img)
 	return ret < 0 ? ret : changes ? 0 : -ENOENT;
 }
 
-/* Store c's menu_timeout and cmdline (by id). */
+/* Store c's menu_timeout, cmdline, san_keep and san_drive (by id). */
 int db_client_set_boot(struct db *db, const struct db_client *c)
 {
 	sqlite3_stmt *st;
 	int changes = 0;
-	int ret = prep(db, "UPDATE clients SET menu_timeout = ?1, cmdline = ?2 WHERE id = ?3", &st);
+	if (c->san_drive < DB_SAN_DRIVE_MIN || c->san_drive > DB_SAN_DRIVE_MAX)
+		return -EINVAL;
+	int ret = prep(db, "UPDATE clients SET menu_timeout = ?1, cmdline = ?2, san_keep = ?3, san_drive = ?4"
+		       " WHERE id = ?5", &st);
 	if (ret < 0)
 		return ret;
 	sqlite3_bind_int(st, 1, c->menu_timeout);
 	bind_text(st, 2, c->cmdline);
-	sqlite3_bind_int64(st, 3, c->id);
+	sqlite3_bind_int(st, 3, c->san_keep ? 1 : 0);
+	sqlite3_bind_int(st, 4, c->san_drive);
+	sqlite3_bind_int64(st, 5, c->id);
 	ret = exec_stmt(db, st, -EIO, "set client boot", &changes);
 	return ret < 0 ? ret : changes ? 0 : -ENOENT;
 }

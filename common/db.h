@@ -65,7 +65,15 @@ struct db_client {
 	                                     the overlay at the client's next boot when it changes */
 	int menu_timeout;                 /* seconds the boot menu waits before the default (0 = forever) */
 	char cmdline[DB_TEXT_MAX];        /* extra kernel command line for Linux images (cmdline_valid()) */
+	bool san_keep;                    /* sanboot --keep: the SAN disk stays hooked if the boot returns */
+	int san_drive;                    /* sanboot --drive: BIOS drive number, DB_SAN_DRIVE_MIN..MAX */
 };
+
+/* The BIOS drive numbers a client's iSCSI disk may take (hard disks:
+ * 0x80 = the first, what iPXE uses by default). */
+#define DB_SAN_DRIVE_DEFAULT 0x80
+#define DB_SAN_DRIVE_MIN 0x80
+#define DB_SAN_DRIVE_MAX 0xff
 
 /* The images a client may choose from at boot (besides its linked one). */
 #define DB_MENU_MAX 8
@@ -162,7 +170,8 @@ int db_client_bump_epoch(struct db *db, const char *mac);
 /* Boot settings (schema version 3). set_boot: boot, kernel, initrd, cmdline
  * of the image with img->id (-EINVAL for a boot outside enum db_boot). */
 int db_image_set_boot(struct db *db, const struct db_image *img);
-/* menu_timeout and cmdline of the client with c->id. */
+/* menu_timeout, cmdline, san_keep and san_drive of the client with c->id
+ * (-EINVAL for a san_drive outside DB_SAN_DRIVE_MIN..MAX). */
 int db_client_set_boot(struct db *db, const struct db_client *c);
 /* A client's menu, in order; an image removed is dropped from every menu. */
 int db_client_menu_get(struct db *db, int64_t client_id, struct db_menu *out);

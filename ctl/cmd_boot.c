@@ -1,6 +1,6 @@
 /* cmd_boot.c — how PCs boot: `bootlinkctl image set` (sanboot, or a Linux
  * kernel + initrd served over HTTP) and the boot options of `client set`
- * (--menu, --menu-timeout, --cmdline).
+ * (--menu, --menu-timeout, --cmdline; --keep-san and --drive for sanboot).
  *
  * Design: boot files are stored as absolute paths checked when they are
  * set (a regular, readable file); bootlinkd serves them at
@@ -161,6 +161,8 @@ void client_boot_json(struct ctl *c, const struct db_client *cl)
 	struct db_menu m;
 	out_int("menu_timeout", cl->menu_timeout);
 	out_str("cmdline", cl->cmdline);
+	out_int("keep_san", cl->san_keep);
+	out_int("san_drive", cl->san_drive);
 	out_arr("menu");
 	if (c->db && db_client_menu_get(c->db, cl->id, &m) == 0)
 		for (int i = 0; i < m.n; i++)
@@ -168,17 +170,60 @@ void client_boot_json(struct ctl *c, const struct db_client *cl)
 	out_end();
 }
 
-/* Validate --menu, --menu-timeout, --cmdline for cl (database open, no
- * transaction yet). Fills *m (menu to store; m->n = -1: unchanged) and
- * cl's fields; describes the change in what. */
-int client_boot_prepare(struct ctl *c, struct db_client *cl, const char *menu, const char *timeout,
-			const char *cmdline, struct db_menu *m, char *what, size_t len)
+/* Parse a --drive value: a BIOS hard disk number, 0x80..0xff (hex with
+ * 0x, or decimal 128..255). */
+static int parse_drive(const char *s, int *out)
 {
-	int ret;
+	uint64_t v = 0;
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	const char *h = s + 2;
+	bool ok = hex ? h[0] && strlen(h) <= 4 && strspn(h, "0123456789abcdefABCDEF") == strlen(h)
+		      : parse_u64(s, 0, 0xffff, &v) == 0;
+	if (hex && ok)
+		v = strtoull(h, NULL, 16);
+	if (!ok || v < DB_SAN_DRIVE_MIN || v > DB_SAN_DRIVE_MAX)
+		return out_fail("--drive '%s': a BIOS hard disk number, 0x%02x..0x%02x (0x80 = the first disk; "
+				"decimal 128..255 also works)", s, DB_SAN_DRIVE_MIN, DB_SAN_DRIVE_MAX);
+	*out = (int)v;
+	return CTL_OK;
+}
+
+/* Validate --keep-san and --drive for cl, describing the change in what. */
+static int san_prepare(struct db_client *cl, const char *keep, const char *drive, char *what, size_t len)
+{
+	int d = cl->san_drive, ret;
 	size_t used = strlen(what);
-	m->n = -1;
-	if (cmdline && (ret = check_cmdline(cmdline)))
+	if (keep && strcmp(keep, "0") != 0 && strcmp(keep, "1") != 0)
+		return out_fail("--keep-san '%s': use 1 (sanboot --keep: the disk stays hooked when the boot "
+				"returns, e.g. to install Windows onto it) or 0", keep);
+	if (drive && (ret = parse_drive(drive, &d)))
 		return ret;
+	if (d < DB_SAN_DRIVE_MIN || d > DB_SAN_DRIVE_MAX) /* a database edited by hand */
+		return out_fail("client %s: its drive in the database (%d) is no BIOS hard disk number: "
+				"give --drive 0x80..0xff too", cl->mac, d);
+	bool k = keep ? keep[0] == '1' : cl->san_keep;
+	if (k != cl->san_keep && used < len)
+		used += (size_t)snprintf(what + used, len - used, "%skeep-san %d -> %d", used ? ", " : "",
+					 cl->san_keep, k);
+	if (d != cl->san_drive && used < len)
+		snprintf(what + used, len - used, "%sdrive 0x%02x -> 0x%02x", used ? ", " : "", cl->san_drive, d);
+	cl->san_keep = k;
+	cl->san_drive = d;
+	return CTL_OK;
+}
+
+/* Validate --menu, --menu-timeout, --cmdline, --keep-san, --drive for cl
+ * (database open, no transaction yet). Fills *m (menu to store; m->n =
+ * -1: unchanged) and cl's fields; describes the change in what. */
+int client_boot_prepare(struct ctl *c, struct db_client *cl, const struct client_boot_opts *o, struct db_menu *m,
+			char *what, size_t len)
+{
+	const char *menu = o->menu, *timeout = o->timeout, *cmdline = o->cmdline;
+	int ret;
+	m->n = -1;
+	if ((cmdline && (ret = check_cmdline(cmdline))) || (ret = san_prepare(cl, o->keep_san, o->drive, what, len)))
+		return ret;
+	size_t used = strlen(what);
 	if (timeout) {
 		uint64_t t;
 		if (parse_u64(timeout, 0, 3600, &t) < 0)

@@ -219,25 +219,30 @@ static int client_change(struct db_client *cl, const char *mode, const char *nam
 	return CTL_OK;
 }
 
-/* client set MAC [--mode M] [--name N] [--menu IMG,..] [--menu-timeout S] [--cmdline TEXT] */
+/* client set MAC [--mode M] [--name N] [--menu IMG,..] [--menu-timeout S] [--cmdline TEXT]
+ *   [--keep-san 0|1] [--drive 0x80..0xff] */
 int cmd_client_set(struct ctl *c, int argc, char **argv)
 {
-	const char *pos[ARGS_MAX_POS], *name = NULL, *mode = NULL, *menu = NULL, *timeout = NULL, *cmdline = NULL;
+	const char *pos[ARGS_MAX_POS], *name = NULL, *mode = NULL;
+	struct client_boot_opts b = { 0 };
 	const struct args_opt opts[] = { { .name = "name", .value = &name },
 					 { .name = "mode", .value = &mode },
-					 { .name = "menu", .value = &menu },
-					 { .name = "menu-timeout", .value = &timeout },
-					 { .name = "cmdline", .value = &cmdline }, { 0 } };
+					 { .name = "menu", .value = &b.menu },
+					 { .name = "menu-timeout", .value = &b.timeout },
+					 { .name = "cmdline", .value = &b.cmdline },
+					 { .name = "keep-san", .value = &b.keep_san },
+					 { .name = "drive", .value = &b.drive }, { 0 } };
 	struct db_client cl;
 	struct db_menu m;
 	char what[512];
 	int ret = args_parse(c, argc, argv, opts, pos);
 	if (ret)
 		return ret;
-	if (!mode && !name && !menu && !timeout && !cmdline)
-		return args_usage(c, "nothing to change: give --mode, --name, --menu, --menu-timeout and/or --cmdline");
+	if (!mode && !name && !b.menu && !b.timeout && !b.cmdline && !b.keep_san && !b.drive)
+		return args_usage(c, "nothing to change: give --mode, --name, --menu, --menu-timeout, --cmdline, "
+				  "--keep-san and/or --drive");
 	if ((ret = open_client(c, pos[0], &cl)) || (ret = client_change(&cl, mode, name, what, sizeof what)) ||
-	    (ret = client_boot_prepare(c, &cl, menu, timeout, cmdline, &m, what, sizeof what)))
+	    (ret = client_boot_prepare(c, &cl, &b, &m, what, sizeof what)))
 		return ret;
 	if (what[0]) {
 		if ((ret = store_begin(c)))
@@ -271,19 +276,23 @@ static const struct out_col list_cols[] = {
 	{ "last_seen", NULL, COL_NUM | COL_JSON },
 	{ "created", NULL, COL_NUM | COL_JSON },
 	{ "id", NULL, COL_NUM | COL_JSON },
+	{ "keep_san", NULL, COL_NUM | COL_JSON },
+	{ "san_drive", NULL, COL_NUM | COL_JSON },
 };
 
 /* db_client_list callback: one row per client. */
 static int list_cb(const struct db_client *cl, void *arg)
 {
-	char image_id[24], seen[32], last_seen[24], created[24], id[24];
+	char image_id[24], seen[32], last_seen[24], created[24], id[24], keep[4], drive[8];
 	snprintf(image_id, sizeof image_id, "%lld", (long long)cl->image_id);
 	snprintf(last_seen, sizeof last_seen, "%lld", (long long)cl->last_seen);
 	snprintf(created, sizeof created, "%lld", (long long)cl->created);
 	snprintf(id, sizeof id, "%lld", (long long)cl->id);
+	snprintf(keep, sizeof keep, "%d", cl->san_keep);
+	snprintf(drive, sizeof drive, "%d", cl->san_drive & 0xffff);
 	const char *cells[] = { cl->name, cl->mac, cl->image_name[0] ? cl->image_name : "-",
 				cl->image_name, image_id, db_mode_name(cl->mode),
-				out_time(cl->last_seen, seen), last_seen, created, id };
+				out_time(cl->last_seen, seen), last_seen, created, id, keep, drive };
 	return out_table_row(arg, cells);
 }
 

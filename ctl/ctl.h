@@ -52,13 +52,18 @@ int cmd_client_rm(struct ctl *c, int argc, char **argv);
 /* cmd_boot.c: image boot files; clients' menus and kernel options */
 struct db_menu;
 int cmd_image_set(struct ctl *c, int argc, char **argv);
-/* client set's --menu/--menu-timeout/--cmdline: validate into cl and *m
- * (m->n = -1: menu unchanged), appending the change to what. */
-int client_boot_prepare(struct ctl *c, struct db_client *cl, const char *menu, const char *timeout,
-			const char *cmdline, struct db_menu *m, char *what, size_t len);
+/* client set's boot options, as given (NULL = not given). */
+struct client_boot_opts {
+	const char *menu, *timeout, *cmdline;
+	const char *keep_san, *drive;       /* sanboot --keep (0|1), --drive (0x80..0xff) */
+};
+/* Validate them into cl and *m (m->n = -1: menu unchanged), appending the
+ * change to what. */
+int client_boot_prepare(struct ctl *c, struct db_client *cl, const struct client_boot_opts *o, struct db_menu *m,
+			char *what, size_t len);
 /* Store them (inside the command's transaction). */
 int client_boot_store(struct ctl *c, const struct db_client *cl, const struct db_menu *m);
-/* menu_timeout, cmdline and menu as JSON members of the open object. */
+/* menu_timeout, cmdline, keep_san, san_drive and menu as JSON members of the open object. */
 void client_boot_json(struct ctl *c, const struct db_client *cl);
 
 /* cmd_status.c */

@@ -43,9 +43,11 @@ static const struct ctl_cmd cmds[] = {
 	{ "client", "add", "MAC --image NAME [--name PC001] [--mode MODE]",
 	  "add a client PC (MODE: ephemeral, persistent or maintenance)", cmd_client_add },
 	{ "client", "link", "MAC IMAGE", "link a client to another image", cmd_client_link },
-	{ "client", "set", "MAC [--mode MODE] [--name NAME] [--menu IMG,IMG..|none] [--menu-timeout S] [--cmdline TEXT]",
+	{ "client", "set", "MAC [--mode MODE] [--name NAME] [--menu IMG,IMG..|none] [--menu-timeout S] [--cmdline TEXT] "
+	  "[--keep-san 0|1] [--drive 0x80..0xff]",
 	  "change a client's mode or name; the images its boot menu offers besides its own, how long the menu "
-	  "waits (0 = forever), extra kernel options for Linux images",
+	  "waits (0 = forever), extra kernel options for Linux images; for sanboot: keep its iSCSI disk hooked "
+	  "when the boot returns (to install Windows onto it), its BIOS drive number",
 	  cmd_client_set },
 	{ "client", "list", "", "clients with image, mode and last boot", cmd_client_list },
 	{ "client", "rm", "MAC", "remove a client", cmd_client_rm },

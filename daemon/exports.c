@@ -218,6 +218,8 @@ static int add_client(const struct db_client *dc, void *arg)
 	snprintf(e->image_name, sizeof e->image_name, "%s", dc->image_name);
 	snprintf(e->cmdline, sizeof e->cmdline, "%s", dc->cmdline);
 	e->menu_timeout = dc->menu_timeout;
+	e->san_keep = dc->san_keep;
+	e->san_drive = dc->san_drive;
 	struct db_menu m;
 	if (db_client_menu_get(b->db, dc->id, &m) == 0)
 		for (int i = 0; i < m.n && e->nmenu < EXPORT_MENU_MAX; i++)

@@ -52,6 +52,8 @@ struct export {
 	char client_name[64];     /* EXPORT_CLIENT: "PC001" */
 	char linked[64];          /* EXPORT_CLIENT: the linked image's name, "" if none */
 	int menu_timeout;         /* EXPORT_CLIENT: seconds (0 = wait for a choice) */
+	bool san_keep;            /* EXPORT_CLIENT: sanboot --keep */
+	int san_drive;            /* EXPORT_CLIENT: sanboot --drive (BIOS drive number) */
 	int nmenu;                /* EXPORT_CLIENT: images offered besides the linked one */
 	char menu[EXPORT_MENU_MAX][64];
 };

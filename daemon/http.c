@@ -226,6 +226,8 @@ static void client_script(struct conn *c, const struct http_req *r, bool head)
 		x.client_name = ref.e.client_name;
 		x.image = ref.e.img ? ref.e.image_name : "";
 		x.mode = db_mode_name(ref.e.mode);
+		x.san_drive = (unsigned)ref.e.san_drive;
+		x.san_keep = ref.e.san_keep;
 	}
 	struct ipxe_linux l = { .initrd = linux_boot && iref.e.initrd[0], .image_cmdline = ifound ? iref.e.cmdline : "",
 				.client_cmdline = found ? ref.e.cmdline : "" };

@@ -136,7 +136,15 @@ int ipxe_client_script(const struct ipxe_ctx *c, char *out, size_t len)
 	    c->image, c->mode);
 	put(out, len, &pos, "set initiator-iqn %s\n", c->initiator_iqn);
 	chap_settings(out, len, &pos);
-	put(out, len, &pos, "sanboot iscsi:%s::%u::%s || goto failed\n", c->server, c->iscsi_port, c->target_iqn);
+	/* sanboot --drive/--keep: in Debian's 2019 iPXE too (ipxe.efi names
+	 * them). A drive that is no BIOS hard disk number (a database edited by
+	 * hand) is left to iPXE's default, 0x80. */
+	put(out, len, &pos, "sanboot ");
+	if (c->san_drive >= 0x80 && c->san_drive <= 0xff)
+		put(out, len, &pos, "--drive 0x%02x ", c->san_drive);
+	if (c->san_keep)
+		put(out, len, &pos, "--keep ");
+	put(out, len, &pos, "iscsi:%s::%u::%s || goto failed\n", c->server, c->iscsi_port, c->target_iqn);
 	put(out, len, &pos, ":failed\n");
 	put(out, len, &pos, "echo bootlink: sanboot of %s from %s:%u failed.\n", c->target_iqn, c->server, c->iscsi_port);
 	put(out, len, &pos, "echo Check that bootlinkd listens for iSCSI there (listen/iscsi) and see its log.\n");

@@ -5,6 +5,7 @@
 #ifndef BL_IPXE_H
 #define BL_IPXE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ipxe_ctx {
@@ -17,6 +18,8 @@ struct ipxe_ctx {
 	const char *target_iqn;   /* iSCSI target of the client */
 	const char *initiator_iqn;
 	const char *error;        /* why the client cannot boot, "" if it can */
+	unsigned san_drive;       /* sanboot --drive 0xNN (BIOS drive number 0x80..0xff), 0 = iPXE's default */
+	bool san_keep;            /* sanboot --keep: leave the disk hooked if the boot returns */
 	unsigned retry_s;         /* error screens retry after this long */
 };
 
@@ -32,8 +35,9 @@ void ipxe_set_chap(const char *user, const char *secret, const char *mutual_user
  * the length written, -1 if it does not fit. */
 int ipxe_set_line(const char *name, const char *value, char *out, size_t len);
 
-/* The client's script: sanboot its iSCSI disk, or an error screen that
- * retries. Returns the length written (truncated scripts are an error: -1). */
+/* The client's script: sanboot its iSCSI disk (with --drive and --keep
+ * only when c->san_drive / c->san_keep ask for them), or an error screen
+ * that retries. Returns the length written (truncated scripts are an error: -1). */
 int ipxe_client_script(const struct ipxe_ctx *c, char *out, size_t len);
 /* The first script: chain to /ipxe with the client's identity, retrying
  * with backoff, then a shell with a message. */
@@ -43,8 +47,6 @@ int ipxe_boot_script(const char *server, unsigned http_port, char *out, size_t l
 void ipxe_escape(const char *s, char *out, size_t len);
 
 /* ---- Linux boot, menus, new PCs (daemon/ipxe_boot.c) ---- */
-
-#include <stdbool.h>
 
 /* A Linux image's boot: kernel (+ initrd) fetched from
  * http://SERVER:PORT/boot/<image>/vmlinuz (and /initrd), root on NBD. */

@@ -334,9 +334,27 @@ expect 0 "" --json client set 52:54:00:cc:00:01 --name BOOT1X
 jcheck "image rm: the image leaves every menu" "d['client']['menu'] == ['lin']"
 expect 0 "" --json client set 52:54:00:cc:00:01 --menu none
 jcheck "client set --menu none: no menu" "d['client']['menu'] == []"
+jcheck "client set --json: sanboot defaults keep_san 0, drive 0x80" \
+	"d['client']['keep_san'] == 0 and d['client']['san_drive'] == 0x80"
+expect 0 "" --json client set 52:54:00:cc:00:01 --keep-san 1 --drive 0x81
+jcheck "client set --keep-san 1 --drive 0x81: stored" "d['client']['keep_san'] == 1 and d['client']['san_drive'] == 0x81"
+expect 0 "" --json client list
+jcheck "client list --json: keep_san and san_drive of each client" \
+	"sorted((c['mac'][-2:], c['keep_san'], c['san_drive']) for c in d['clients'] if c['mac'] in ('52:54:00:cc:00:01', '52:54:00:aa:bb:01')) == [('01', 0, 0x80), ('01', 1, 0x81)]"
+expect 0 "" client set 52:54:00:cc:00:01 --keep-san 0 --drive 255
+[[ $OUT == *"keep-san 1 -> 0, drive 0x81 -> 0xff" ]] || fail "client set --keep-san 0 --drive 255: $OUT"
+for bad in 0x7f 0x100 127 256 0x 0xg1 -1 c: ""; do
+	expect 1 "--drive '$bad': a BIOS hard disk number, 0x80..0xff" client set 52:54:00:cc:00:01 --drive "$bad"
+done
+for bad in 2 yes ""; do
+	expect 1 "--keep-san '$bad': use 1" client set 52:54:00:cc:00:01 --keep-san "$bad"
+done
+expect 0 "" --json client list
+jcheck "refused --drive/--keep-san values change nothing" \
+	"[(c['keep_san'], c['san_drive']) for c in d['clients'] if c['mac'] == '52:54:00:cc:00:01'] == [(0, 0xff)]"
 expect 0 "" client rm 52:54:00:cc:00:01
 expect 0 "" image rm lin
-ok "client set: menus (unknown images refused, image rm cascades, none clears), timeouts 0..3600, kernel options checked"
+ok "client set: menus (unknown images refused, image rm cascades, none clears), timeouts 0..3600, kernel options checked, --keep-san 0|1 and --drive 0x80..0xff checked"
 expect 0 "" --json events --since 1h --limit 0
 jcheck "events --since 1h: every event of this run" "len(d['events']) >= 8"
 expect 0 "" --json events --since "2099-01-01 00:00" --limit 0
@@ -360,8 +378,8 @@ fi
 if command -v sqlite3 >/dev/null; then
 	v=$(timeout 10 sqlite3 "$DB" "SELECT value FROM meta WHERE key = 'schema_version'")
 	j=$(timeout 10 sqlite3 "$DB" "PRAGMA journal_mode")
-	[[ $v == 4 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
-	ok "database: schema_version 4, WAL mode"
+	[[ $v == 5 && $j == wal ]] || fail "database: schema_version '$v', journal_mode '$j'"
+	ok "database: schema_version 5, WAL mode"
 fi
 
 echo "all $n checks passed"

@@ -10,7 +10,8 @@
 #   1. direct: the TFTP script sanboots iscsi:10.0.2.2::PORT::<client target> itself
 #   2. chain (issue 5's e2e test 1): the TFTP script is ipxe-scripts/boot.ipxe; it chains to
 #      bootlinkd's /ipxe?mac=${net0/mac:hexhyp}, whose per-MAC script sets the initiator IQN and
-#      sanboots. The daemon logs the script it served and records a boot event (bootlinkctl
+#      sanboots with the client's SAN options (client set --drive 0x80 --keep-san 1: real iPXE
+#      parses `sanboot --drive 0x80 --keep`, registers SAN device 0x80). The daemon logs the script it served and records a boot event (bootlinkctl
 #      events), the runtime tree counts the boot (boots, connections/* with protocol iscsi and
 #      the client's export, bytes read)
 #   3. CHAP (bootlinkd restarted with iscsi/chap_* set, secrets full of iPXE metacharacters):
@@ -57,6 +58,7 @@ IC=iqn.2026-11.org.bootlink:initiator.$(hex $C)
 ctl image add disk "$T/disk.img" >/dev/null
 ctl client add "$A" --image disk --name SAN-A >/dev/null
 ctl client add "$B" --image disk --name SAN-B >/dev/null
+ctl client set "$B" --drive 0x80 --keep-san 1 >/dev/null
 ctl image add osdisk "$T/osdisk.img" >/dev/null
 ctl client add "$C" --image osdisk --name SAN-C --mode persistent >/dev/null
 start_daemon overlay/dirs=overlays runtime/interval_ms=100
@@ -148,6 +150,8 @@ booted chain "$TB" "$IB"
 ((SEEN)) || fail "chain: the runtime tree never showed an iSCSI connection of client/$B reading its disk"
 grep -a -q "bootlink: SAN-B ($B) boots image disk (ephemeral overlay)" "$(qemu_log chain)" ||
 	fail "chain: the per-MAC script's greeting is not on the console"
+grep -a -q "Registered SAN device 0x80" "$(qemu_log chain)" ||
+	fail "chain: iPXE did not register SAN device 0x80 (sanboot --drive 0x80 --keep)"
 grep -q "http: boot script for $B (SAN-B): sanboot, image disk" "$T/daemon.log" || fail "chain: the daemon did not log the script it served"
 grep -q "initiator=$IB target=client/$B: normal session started (auth=None" "$T/daemon.log" ||
 	fail "chain: no iSCSI session of $IB on client/$B in the daemon log"
@@ -155,7 +159,7 @@ wait_for 10 test "$(cat "$RUN/clients/$B/boots" 2>/dev/null)" = 1 ||
 	fail "chain: runtime tree clients/$B/boots is '$(cat "$RUN/clients/$B/boots" 2>/dev/null)', expected 1"
 boot_event() { ctl events "$B" | grep -q 'boot  *boot script: sanboot, image disk'; }
 wait_for 10 boot_event || fail "chain: no boot event for $B: $(ctl events "$B")"
-ok "2. iPXE -> ipxe-scripts/boot.ipxe -> /ipxe?mac=$B -> sanboot -> marker; logged, a boot event, counted as boot 1, connection seen in the runtime tree"
+ok "2. iPXE -> ipxe-scripts/boot.ipxe -> /ipxe?mac=$B -> sanboot --drive 0x80 --keep -> marker; logged, a boot event, counted as boot 1, connection seen in the runtime tree"
 
 # --- 3. CHAP --------------------------------------------------------------------------------------
 # A secret made of iPXE metacharacters: the per-MAC script must hand it over as it is.

@@ -53,7 +53,7 @@ grep -q "bootlink: image lin: its kernel or initrd could not be loaded" <<<"$(ec
 	fail "no failure branch naming the image: $s"
 ! grep -q sanboot <<<"$s" || fail "a Linux image's script has sanboot: $s"
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52-54-00-bb-00-02")
-grep -q "^sanboot iscsi:" <<<"$s" || fail "a sanboot image's script has no sanboot: $s"
+grep -q "^sanboot --drive 0x80 iscsi:" <<<"$s" || fail "a sanboot image's script has no sanboot: $s"
 ok "Linux image: kernel + initrd over HTTP, root on the PC's NBD disk, image then client options; sanboot image unchanged"
 
 timeout 30 curl -sf -o "$T/got" "$U/boot/lin/vmlinuz" && cmp "$T/vmlinuz" "$T/got" || fail "the kernel differs"
@@ -120,7 +120,7 @@ grep -qx "choose --timeout 7000 --default lin blimage || goto cancel" <<<"$s" ||
 grep -q '&image=${blimage} || goto failed' <<<"$s" || fail "menu: the choice does not come back as image=: $s"
 ! grep -q '\$(x)' <<<"$s" || fail "menu: a description was not escaped: $s"
 s=$(timeout 10 curl -sf "$U/ipxe?mac=$M1&image=win")
-grep -q "^sanboot iscsi:" <<<"$s" && grep -q "boots image win" <<<"$s" || fail "image=win: no sanboot of win: $s"
+grep -q "^sanboot --drive 0x80 iscsi:" <<<"$s" && grep -q "boots image win" <<<"$s" || fail "image=win: no sanboot of win: $s"
 sz=$(timeout 10 nbdinfo --size "$(nbd_uri "client/$M1")")
 [[ $sz == $((2 * 1024 * 1024)) ]] || fail "after choosing win the PC's disk has size $sz, not win's"
 s=$(timeout 10 curl -sf "$U/ipxe?mac=$M1&image=lin")

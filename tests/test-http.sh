@@ -21,8 +21,8 @@ wait_for 10 sh -c "curl -s '$U/ipxe?mac=52-54-00-aa-00-01' | grep -q sanboot" ||
 
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52%3A54%3A00%3AAA%3A00%3A01&uuid=x&serial=a%24%7Bb%7D&ip=1.2.3.4")
 grep -q '^#!ipxe' <<<"$s" || fail "script does not start with #!ipxe: $s"
-grep -qx "sanboot iscsi:127.0.0.1::$ISCSI_PORT::iqn.2026-11.org.bootlink:client.525400aa0001 || goto failed" <<<"$s" ||
-	fail "wrong sanboot line: $s"
+grep -qx "sanboot --drive 0x80 iscsi:127.0.0.1::$ISCSI_PORT::iqn.2026-11.org.bootlink:client.525400aa0001 || goto failed" <<<"$s" ||
+	fail "wrong sanboot line (the default: drive 0x80, no --keep): $s"
 grep -qx "set initiator-iqn iqn.2026-11.org.bootlink:initiator.525400aa0001" <<<"$s" || fail "no initiator-iqn: $s"
 grep -q 'PC001' <<<"$s" || fail "the client's name is missing: $s"
 ! grep -q 'a\${b}' <<<"$s" || fail "the serial was echoed into the script: $s"
@@ -42,8 +42,19 @@ wait_for 10 boot_recorded || fail "no boot event / last_seen for 52:54:00:aa:00:
 ok "each boot script served is recorded: a boot event and the PC's last_seen"
 
 s=$(timeout 10 curl -s -H 'Host: 10.0.2.2:8080' "$U/ipxe?mac=52-54-00-aa-00-01")
-grep -q 'sanboot iscsi:10.0.2.2::' <<<"$s" || fail "the Host header's address is not used: $s"
+grep -q '^sanboot .*iscsi:10.0.2.2::' <<<"$s" || fail "the Host header's address is not used: $s"
 ok "the script names the address the client reached us at (Host)"
+
+# Per-client SAN options (bootlinkctl client set --keep-san/--drive) reach the sanboot line.
+ctl client add 52:54:00:aa:00:03 --image win --name SAN3 >/dev/null
+ctl client set 52:54:00:aa:00:03 --keep-san 1 --drive 0x81 >/dev/null
+SAN3="sanboot --drive 0x81 --keep iscsi:127.0.0.1::$ISCSI_PORT::iqn.2026-11.org.bootlink:client.525400aa0003 || goto failed"
+wait_for 10 sh -c "curl -s '$U/ipxe?mac=52-54-00-aa-00-03' | grep -qxF '$SAN3'" ||
+	fail "client set --keep-san 1 --drive 0x81: not in the script: $(curl -s "$U/ipxe?mac=52-54-00-aa-00-03")"
+ctl client set 52:54:00:aa:00:03 --keep-san 0 --drive 0x80 >/dev/null
+wait_for 10 sh -c "curl -s '$U/ipxe?mac=52-54-00-aa-00-03' | grep -qx 'sanboot --drive 0x80 iscsi:.* || goto failed'" ||
+	fail "client set --keep-san 0 --drive 0x80: not in the script: $(curl -s "$U/ipxe?mac=52-54-00-aa-00-03")"
+ok "client set --keep-san 1 --drive 0x81: sanboot --drive 0x81 --keep; back to 0/0x80: no --keep"
 
 s=$(timeout 10 curl -sf "$U/ipxe?mac=52-54-00-aa-00-09")
 grep -q 'This PC (MAC 52:54:00:aa:00:09) is not linked to an image' <<<"$(echo_text "$s")" &&

@@ -5,7 +5,8 @@
  * its failure branch; kernel options from the database that are not
  * cmdline_valid() never reach a script; menus (items, default, timeout,
  * 0 = no timeout, descriptions escaped, bad image names refused); the
- * autoadd script; error screens with hostile text; every script line is
+ * autoadd script; error screens with hostile text; the sanboot line's
+ * --drive (hex) and --keep only when the client has them; every script line is
  * free of iPXE metacharacters except the expansions we put there
  * ourselves; truncation is an error. Run: build/test_ipxe.
  */
@@ -187,6 +188,44 @@ static void test_autoadd_and_errors(void)
 	check_no_injection(s);
 }
 
+/* sanboot --drive 0xNN / --keep: only when set; a drive that is no BIOS
+ * hard disk number is left to iPXE's default. */
+static void test_sanboot_options(void)
+{
+	static const struct {
+		unsigned drive;
+		bool keep;
+		const char *line;
+	} t[] = {
+		{ 0, false, "sanboot iscsi:10.0.2.2::3260::iqn.2026-11.org.bootlink:client.525400aabb01 || goto failed" },
+		{ 0x80, false, "sanboot --drive 0x80 iscsi:10.0.2.2::3260::iqn.2026-11.org.bootlink:client.525400aabb01 || goto failed" },
+		{ 0x81, true, "sanboot --drive 0x81 --keep iscsi:10.0.2.2::3260::iqn.2026-11.org.bootlink:client.525400aabb01 || goto failed" },
+		{ 0xff, false, "sanboot --drive 0xff iscsi:10.0.2.2::3260::iqn.2026-11.org.bootlink:client.525400aabb01 || goto failed" },
+		{ 0, true, "sanboot --keep iscsi:10.0.2.2::3260::iqn.2026-11.org.bootlink:client.525400aabb01 || goto failed" },
+		{ 0x7f, false, "sanboot iscsi:10.0.2.2::3260::iqn.2026-11.org.bootlink:client.525400aabb01 || goto failed" },
+		{ 0x100, true, "sanboot --keep iscsi:10.0.2.2::3260::iqn.2026-11.org.bootlink:client.525400aabb01 || goto failed" },
+	};
+	char s[BIG];
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		UNIT_CTX("sanboot drive 0x%x keep %d", t[i].drive, t[i].keep);
+		struct ipxe_ctx c = base;
+		c.san_drive = t[i].drive;
+		c.san_keep = t[i].keep;
+		int n = ipxe_client_script(&c, s, sizeof s);
+		CHECK(n > 0 && (size_t)n == strlen(s));
+		CHECK_MSG(has_line(s, t[i].line), "%s", s);
+		CHECK_INT(!!strstr(s, "--keep"), t[i].keep);
+		check_no_injection(s);
+	}
+	UNIT_CTX("sanboot options on an error screen");
+	struct ipxe_ctx e = base;
+	e.san_drive = 0x81;
+	e.san_keep = true;
+	e.error = "image deb12 is missing";
+	CHECK(ipxe_client_script(&e, s, sizeof s) > 0);
+	CHECK_MSG(!strstr(s, "sanboot") && !strstr(s, "--drive"), "%s", s);
+}
+
 /* Every echo line fits an 80-column console; words are not cut. */
 static void test_wrap(void)
 {
@@ -230,5 +269,6 @@ int main(void)
 	test_cmdline_valid();
 	test_menu();
 	test_autoadd_and_errors();
+	test_sanboot_options();
 	return unit_done();
 }
