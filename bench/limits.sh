@@ -137,6 +137,11 @@ row_cold() {
 
 row_instr() {
 	command -v valgrind >/dev/null || { rec instr 1 fail "" "valgrind is not installed"; return; }
+	# An AddressSanitizer build (make SANITIZE=1) cannot run under valgrind.
+	if grep -aq __asan_init "$BUILD/bootlinkd"; then
+		rec instr 1 fail "" "$BUILD/bootlinkd is an AddressSanitizer build, which valgrind cannot run"
+		return
+	fi
 	local out="$TMP/callgrind.out" n tot
 	BL_WRAPPER="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out" \
 		bl_start "$TMP/cg" workers=1 || { rec instr 1 fail "" "bootlinkd under callgrind did not start"; return; }
