@@ -38,7 +38,7 @@ libs = $(shell $(PKG_CONFIG) --libs $($(1)-pkgs) 2>/dev/null)
 
 # Every library the appliance builds on, found by pkg-config. libnl-genl-3
 # is for the kernel nbd helper (bootlink-attach) of the boot chain.
-REQUIRED_PKGS := liburing sqlite3 blkid libnl-genl-3.0 nettle
+REQUIRED_PKGS := liburing sqlite3 blkid libnl-genl-3.0 nettle gnutls
 
 all: pkgcheck $(addprefix $(O)/,$(programs))
 

@@ -39,6 +39,8 @@
 #define WALK_DEPTH 8                  /* directory levels below the tree's root */
 #define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF)
 
+static const char *const tls_modes[] = { "off", "on", "require", NULL };
+
 #define FIELD(f) .offset = offsetof(struct bl_conf, f), .size = sizeof(((struct bl_conf *)0)->f)
 
 static const struct conf_key schema[] = {
@@ -138,6 +140,19 @@ static const struct conf_key schema[] = {
 	{ .name = "debug/faults", .type = CONF_STR, .def = "", .live = true, FIELD(debug_faults),
 	  .help = "fault injection rules for tests (daemon/faults.h); only the bootlinkd-faults build obeys them",
 	  .note = "empty = none" },
+	/* NBD over TLS (daemon/tls.c, docs/tls.md) */
+	{ .name = "nbd/tls", .type = CONF_ENUM, .def = "off", .choices = tls_modes, FIELD(nbd_tls),
+	  .help = "TLS for NBD clients (NBD_OPT_STARTTLS)",
+	  .note = "off = refused; on = at the client's choice; require = every option before STARTTLS is refused" },
+	{ .name = "nbd/tls_psk_file", .type = CONF_PATH, .def = "", FIELD(nbd_tls_psk_file),
+	  .help = "pre-shared keys NBD clients may use, one 'username:hexkey' line each (psktool's format)",
+	  .note = "empty = no PSK; read once at start, before the daemon drops root" },
+	{ .name = "nbd/tls_cert_dir", .type = CONF_PATH, .def = "", FIELD(nbd_tls_cert_dir),
+	  .help = "directory with server-cert.pem, server-key.pem and (for nbd/tls_verify_peer) ca-cert.pem",
+	  .note = "empty = no X.509 certificate; read once at start" },
+	{ .name = "nbd/tls_verify_peer", .type = CONF_UINT, .def = "0", .min = 0, .max = 1, FIELD(nbd_tls_verify_peer),
+	  .help = "X.509 clients must present a certificate signed by ca-cert.pem of nbd/tls_cert_dir",
+	  .note = "0 = no client certificate asked for, 1 = required" },
 };
 
 /* The schema table (conf.h). */
@@ -185,6 +200,14 @@ void conf_describe(const struct conf_key *k, char *buf, size_t len)
 	case CONF_LOGLEVEL:
 		snprintf(buf, len, "one of error, warn, info, debug");
 		break;
+	case CONF_ENUM: {
+		size_t o = (size_t)snprintf(buf, len, "one of");
+		for (size_t i = 0; k->choices[i] && o < len; i++)
+			o += (size_t)snprintf(buf + o, len - o, "%s %s", i ? "," : "", k->choices[i]);
+		if (k->note && o < len)
+			snprintf(buf + o, len - o, " (%s)", k->note);
+		break;
+	}
 	case CONF_PATH:
 		snprintf(buf, len, "a path (absolute, or relative to the config directory) of at most %zu bytes",
 			 k->size - 1);
@@ -503,6 +526,11 @@ static int store_str(char *f, size_t size, const char *v, const char **why)
 static int store_path(char *f, size_t size, const char *dir, const char *v, const char **why)
 {
 	char buf[CONF_PATH_MAX * 2];
+	if (!v[0]) {
+		/* Only a default can be empty (a setting file never is): "none". */
+		f[0] = 0;
+		return 0;
+	}
 	if (v[0] == '/')
 		return store_str(f, size, v, why);
 	while (v[0] == '.' && v[1] == '/')
@@ -530,6 +558,18 @@ static int store_uint(void *f, const struct conf_key *k, const char *v, const ch
 	return 0;
 }
 
+/* One of k->choices, stored as its index. */
+static int store_enum(void *f, const struct conf_key *k, const char *v)
+{
+	for (unsigned i = 0; k->choices[i]; i++) {
+		if (strcmp(v, k->choices[i]) == 0) {
+			*(unsigned *)f = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 /* Check text v against k's type and store it into c (relative paths are
  * resolved against c->dir). 0, or -EINVAL with *why a short reason or NULL. */
 static int store(struct bl_conf *c, const struct conf_key *k, const char *v, const char **why)
@@ -555,6 +595,8 @@ static int store(struct bl_conf *c, const struct conf_key *k, const char *v, con
 		return store_path(f, k->size, c->dir, v, why);
 	case CONF_STR:
 		return store_str(f, k->size, v, why);
+	case CONF_ENUM:
+		return store_enum(f, k, v);
 	}
 	return -EINVAL;
 }
@@ -660,6 +702,9 @@ static void format_value(const struct bl_conf *c, const struct conf_key *k, char
 	case CONF_LOGLEVEL:
 		snprintf(buf, len, "%s", log_level_name(*(const int *)f));
 		break;
+	case CONF_ENUM:
+		snprintf(buf, len, "%s", k->choices[*(const unsigned *)f]);
+		break;
 	default:
 		snprintf(buf, len, "%s", f);
 		break;
@@ -672,7 +717,7 @@ static void copy_field(struct bl_conf *dst, const struct bl_conf *src, const str
 {
 	char *d = (char *)dst + k->offset;
 	const char *s = (const char *)src + k->offset;
-	if (k->type == CONF_UINT) {
+	if (k->type == CONF_UINT || k->type == CONF_ENUM) {
 		__atomic_store_n((unsigned *)d, *(const unsigned *)s, __ATOMIC_RELAXED);
 	} else if (k->type == CONF_LOGLEVEL) {
 		int level = *(const int *)s;

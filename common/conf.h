@@ -62,9 +62,17 @@ struct bl_conf {
 	char clients_default_image[64];  /* clients/default_image: image new PCs are linked to (live) */
 	unsigned nbd_bind_client_address; /* nbd/bind_client_address: a client's disk answers only the address it booted from (live) */
 	char debug_faults[1024];         /* debug/faults: fault injection rules, bootlinkd-faults only (live) */
+	/* NBD over TLS (daemon/tls.c) */
+	unsigned nbd_tls;                /* nbd/tls: enum conf_tls (off, on, require) */
+	char nbd_tls_psk_file[CONF_PATH_MAX]; /* nbd/tls_psk_file: "user:hexkey" lines, "" = no PSK */
+	char nbd_tls_cert_dir[CONF_PATH_MAX]; /* nbd/tls_cert_dir: ca-cert.pem, server-cert.pem, server-key.pem, "" = no X.509 */
+	unsigned nbd_tls_verify_peer;    /* nbd/tls_verify_peer: 1 = X.509 clients must show a certificate signed by the CA */
 };
 
-enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL };
+/* nbd/tls values: NOTLS, SELECTIVETLS (every export), FORCEDTLS (proto.md "TLS support"). */
+enum conf_tls { CONF_TLS_OFF = 0, CONF_TLS_ON = 1, CONF_TLS_REQUIRE = 2 };
+
+enum conf_type { CONF_STR, CONF_UINT, CONF_PATH, CONF_ADDR, CONF_LOGLEVEL, CONF_ENUM };
 
 /* One schema entry. */
 struct conf_key {
@@ -77,6 +85,7 @@ struct conf_key {
 	size_t offset, size;     /* field in struct bl_conf */
 	const char *help;        /* one line: meaning */
 	const char *note;        /* extra words on allowed values ("0 = one per core"), or NULL */
+	const char *const *choices; /* CONF_ENUM: the words allowed, NULL-terminated; stored as the index (unsigned) */
 };
 
 /* The schema, for documentation and tests. */

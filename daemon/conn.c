@@ -7,6 +7,13 @@
  *    bytes on_data() wants before it can make progress;
  *  - a closing connection posts no new recv and frees itself (after the
  *    protocol's destroy) once refs drops to zero.
+ *
+ * TLS (c->tls, daemon/tls.h): the recv lands in the session's ciphertext
+ * input and is decrypted into rx, so the protocol sees plaintext as ever;
+ * the send carries the session's ciphertext output, into which the tx
+ * queue is encrypted a batch at a time (TLS_TX_BATCH) while no send is in
+ * flight. A message is released once encrypted (its bytes are copied). A
+ * plaintext connection pays one predicted branch per recv and per send.
  */
 #include "conn.h"
 
@@ -19,17 +26,24 @@
 
 #include "log.h"
 #include "stats.h"
+#include "tls.h"
 #include "util.h"
 
 #define CONN_RX_MAX (NBD_RX_MAX)
 /* Largest message a protocol may ask to buffer: a 32 MiB NBD write + header. */
 #define NBD_RX_MAX (32u * 1024 * 1024 + 64 * 1024)
+/* Plaintext encrypted per send under TLS (then the ciphertext goes out). */
+#define TLS_TX_BATCH (256u * 1024)
 
 static uint64_t next_conn_id = 1;
 
 static void post_recv(struct conn *c);
 static void post_send(struct conn *c);
 static void conn_free(struct conn *c);
+static void tls_post_recv(struct conn *c);
+static void tls_on_recv(struct conn *c, size_t n);
+static void tls_post_send(struct conn *c);
+static void tls_start(struct conn *c);
 
 void conn_get(struct conn *c)
 {
@@ -119,6 +133,7 @@ static void conn_free(struct conn *c)
 	w->nconns--;
 	__atomic_fetch_sub(&g_total_conns, 1, __ATOMIC_RELAXED);
 	close(c->fd);
+	tls_free(c->tls);
 	free(c->rx);
 	free(c);
 }
@@ -142,15 +157,16 @@ void conn_close_after_send(struct conn *c)
 {
 	c->close_after_send = true;
 	c->rx_paused = true;
-	if (!c->txq && !c->send_posted)
+	if (c->tls)
+		post_send(c); /* the TLS output, close_notify, then the close */
+	else if (!c->txq && !c->send_posted)
 		conn_close(c, "done");
 }
 
-static void post_recv(struct conn *c)
+/* Make room in rx: compact, then grow up to what the protocol needs (or
+ * give memory back after a large message). 0, or -1 (closed). */
+static inline __attribute__((always_inline)) int rx_make_room(struct conn *c)
 {
-	if (c->closing || c->recv_posted || c->rx_paused)
-		return;
-	/* Make room: compact, then grow up to what the protocol needs. */
 	if (c->rx_start > 0) {
 		memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
 		c->rx_end -= c->rx_start;
@@ -160,7 +176,7 @@ static void post_recv(struct conn *c)
 	if (want > c->rx_cap) {
 		if (want > CONN_RX_MAX) {
 			conn_close(c, "message too large");
-			return;
+			return -1;
 		}
 		size_t cap = c->rx_cap;
 		while (cap < want)
@@ -168,7 +184,7 @@ static void post_recv(struct conn *c)
 		uint8_t *nrx = realloc(c->rx, cap);
 		if (!nrx) {
 			conn_close(c, "out of memory");
-			return;
+			return -1;
 		}
 		c->rx = nrx;
 		c->rx_cap = cap;
@@ -180,6 +196,19 @@ static void post_recv(struct conn *c)
 			c->rx_cap = CONN_RX_INIT;
 		}
 	}
+	return 0;
+}
+
+static void post_recv(struct conn *c)
+{
+	if (c->closing || c->recv_posted || c->rx_paused)
+		return;
+	if (unlikely(c->tls)) {
+		tls_post_recv(c);
+		return;
+	}
+	if (rx_make_room(c) < 0)
+		return;
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, c->rx_cap - c->rx_end, 0);
 	io_uring_sqe_set_data64(sqe, ud_make(c, UD_RECV));
@@ -204,8 +233,12 @@ void conn_on_recv(struct conn *c, int res)
 {
 	c->recv_posted = false;
 	if (res > 0 && !c->closing) {
-		c->rx_end += res;
-		run_proto(c);
+		if (unlikely(c->tls)) {
+			tls_on_recv(c, (size_t)res);
+		} else {
+			c->rx_end += res;
+			run_proto(c);
+		}
 	} else if (res == -EAGAIN || res == -EINTR) {
 		post_recv(c);
 	} else if (!c->closing) {
@@ -274,7 +307,13 @@ int conn_send_copy(struct conn *c, const void *data, size_t len)
 
 static void post_send(struct conn *c)
 {
-	if (c->send_posted || !c->txq || c->closing)
+	if (c->send_posted || c->closing)
+		return;
+	if (unlikely(c->tls)) {
+		tls_post_send(c);
+		return;
+	}
+	if (!c->txq)
 		return;
 	int n = 0;
 	for (struct txmsg *m = c->txq; m && n < CONN_SEND_IOV; m = m->next)
@@ -335,15 +374,181 @@ void conn_on_send(struct conn *c, int res)
 	if (c->closing) {
 		tx_drop_all(c);
 	} else if (res > 0) {
-		tx_advance(c, (size_t)res);
-		if (c->txq)
+		if (unlikely(c->tls)) {
+			tls_out_consume(c->tls, (size_t)res);
 			post_send(c);
-		else if (c->close_after_send)
-			conn_close(c, "done");
+		} else {
+			tx_advance(c, (size_t)res);
+			if (c->txq)
+				post_send(c);
+			else if (c->close_after_send)
+				conn_close(c, "done");
+			else if (unlikely(c->tls_pending))
+				tls_start(c);
+		}
 	} else if (res == -EAGAIN || res == -EINTR || res == 0) {
 		post_send(c);
 	} else if (!c->closing) {
 		conn_close(c, strerror(-res));
 	}
 	conn_put(c);
+}
+
+/* ---- TLS (daemon/tls.h) ------------------------------------------------ */
+
+/* conn.h */
+int conn_starttls(struct conn *c)
+{
+	if (tls_mode() == CONF_TLS_OFF)
+		return -ENOTSUP;
+	if (!c->txq && !c->send_posted)
+		return -EINVAL; /* the reply to STARTTLS must be queued first */
+	c->tls_pending = true;
+	c->rx_paused = true;
+	return 0;
+}
+
+/* The reply to STARTTLS is out: from now on the socket carries TLS. */
+static void tls_start(struct conn *c)
+{
+	c->tls_pending = false;
+	c->tls = tls_new();
+	if (!c->tls) {
+		conn_log(BL_WARN, c, "TLS: cannot create a session (out of memory)");
+		conn_close(c, "TLS setup failed");
+		return;
+	}
+	/* Bytes that followed STARTTLS are the start of the TLS stream. */
+	if (conn_rx_len(c)) {
+		if (tls_in_put(c->tls, conn_rx_data(c), conn_rx_len(c)) < 0) {
+			conn_log(BL_INFO, c, "TLS: %zu bytes sent before the TLS handshake; closing", conn_rx_len(c));
+			conn_close(c, "TLS input overflow");
+			return;
+		}
+		conn_rx_consume(c, conn_rx_len(c));
+	}
+	c->rx_paused = false;
+	tls_on_recv(c, 0);
+}
+
+/* Receive ciphertext into the session's input. */
+static void tls_post_recv(struct conn *c)
+{
+	size_t room;
+	unsigned char *p = tls_in_space(c->tls, &room);
+	if (room == 0) {
+		/* Cannot happen: GnuTLS takes every byte offered (tls.c). */
+		conn_log(BL_WARN, c, "TLS: input buffer full; closing");
+		conn_close(c, "TLS input overflow");
+		return;
+	}
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_recv(sqe, c->fd, p, room, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(c, UD_RECV));
+	c->recv_posted = true;
+	conn_get(c);
+}
+
+/* n bytes of ciphertext arrived: handshake, or decrypt into rx and let the
+ * protocol parse; then receive (and send what TLS produced). */
+static void tls_on_recv(struct conn *c, size_t n)
+{
+	struct tls *t = c->tls;
+	tls_in_commit(t, n);
+	if (!tls_established(t)) {
+		int r = tls_handshake(t);
+		if (r < 0) {
+			conn_log(BL_WARN, c, "TLS handshake failed: %s; closing", tls_error(t));
+			conn_close_after_send(c); /* the alert goes out first */
+			return;
+		}
+		if (r == 0) {
+			post_send(c);
+			post_recv(c);
+			return;
+		}
+		char d[256];
+		tls_describe(t, d, sizeof d);
+		conn_log(BL_INFO, c, "TLS established: %s", d);
+	}
+	for (;;) {
+		if (rx_make_room(c) < 0)
+			return;
+		ssize_t r = tls_read(t, c->rx + c->rx_end, c->rx_cap - c->rx_end);
+		if (r == 0)
+			break;
+		if (r == -2) {
+			conn_close(c, "peer ended TLS");
+			return;
+		}
+		if (r < 0) {
+			conn_log(BL_INFO, c, "TLS: %s; closing", tls_error(t));
+			conn_close(c, "TLS error");
+			return;
+		}
+		c->rx_end += (size_t)r;
+	}
+	post_send(c); /* anything TLS itself answered (key updates) */
+	run_proto(c);
+}
+
+/* Encrypt a batch of the tx queue unless ciphertext is still waiting, then
+ * send the ciphertext; when closing after the send, end TLS cleanly first. */
+static void tls_post_send(struct conn *c)
+{
+	struct tls *t = c->tls;
+	size_t len;
+	if (c->tls_busy)
+		return; /* a release while encrypting: the batch loop sends */
+	tls_out(t, &len);
+	if (len == 0 && c->txq && tls_established(t)) {
+		size_t n = 0;
+		int r = 0;
+		c->tls_busy = true;
+		tls_cork(t);
+		for (struct txmsg *m = c->txq; m && n < TLS_TX_BATCH && r == 0; m = m->next) {
+			for (int i = 0; i < m->niov && n < TLS_TX_BATCH && r == 0; i++) {
+				size_t k = MIN(m->iov[i].iov_len, TLS_TX_BATCH - n);
+				if (k)
+					r = tls_write(t, m->iov[i].iov_base, k);
+				n += k;
+			}
+		}
+		if (r == 0)
+			r = tls_uncork(t);
+		if (r == 0)
+			tx_advance(c, n); /* releases may queue more: sent next time */
+		c->tls_busy = false;
+		if (r < 0) {
+			conn_log(BL_WARN, c, "TLS: cannot encrypt a reply: %s; closing", tls_error(t));
+			conn_close(c, "TLS error");
+			return;
+		}
+		if (c->closing || c->send_posted)
+			return;
+		tls_out(t, &len);
+	}
+	if (len == 0 && !c->txq && c->close_after_send) {
+		if (!c->tls_bye) {
+			c->tls_bye = true;
+			tls_bye(t);
+			tls_out(t, &len);
+		}
+		if (len == 0) {
+			conn_close(c, "done");
+			return;
+		}
+	}
+	if (len == 0)
+		return;
+	c->siov[0].iov_base = (void *)tls_out(t, &len);
+	c->siov[0].iov_len = len;
+	memset(&c->smsg, 0, sizeof c->smsg);
+	c->smsg.msg_iov = c->siov;
+	c->smsg.msg_iovlen = 1;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->smsg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_make(c, UD_SEND));
+	c->send_posted = true;
+	conn_get(c);
 }

@@ -69,6 +69,12 @@ struct conn {
 	bool recv_posted, send_posted;
 	bool rx_paused;             /* protocol asked to stop reading (in-flight limit, drain) */
 
+	/* TLS (daemon/tls.h): the socket carries ciphertext, rx and txq stay plaintext. */
+	struct tls *tls;            /* NULL: plaintext */
+	bool tls_pending;           /* STARTTLS answered: TLS starts once that reply is sent */
+	bool tls_busy;              /* encrypting the tx queue (a release may queue more) */
+	bool tls_bye;               /* close_notify queued */
+
 	uint8_t *rx;
 	size_t rx_start, rx_end, rx_cap;
 	size_t rx_need;             /* bytes wanted from rx_start before on_data can progress */
@@ -108,6 +114,12 @@ void conn_put(struct conn *c);
 void conn_close(struct conn *c, const char *why);
 /* Soft close: after everything queued has been sent. */
 void conn_close_after_send(struct conn *c);
+
+/* Start TLS once everything queued so far (the reply to STARTTLS) is
+ * sent; reading stops until then. 0, or -ENOTSUP if TLS is not configured. */
+int conn_starttls(struct conn *c);
+/* The connection is (or is about to be) under TLS. */
+static inline bool conn_tls(const struct conn *c) { return c->tls || c->tls_pending; }
 
 /* Logging with the connection named: "[peer #id] ..." */
 #define conn_log(level, c, fmt, ...) \

@@ -40,6 +40,7 @@
 #include "nbd.h"
 #include "privdrop.h"
 #include "stats.h"
+#include "tls.h"
 #include "util.h"
 #include "vdisk.h"
 #include "worker.h"
@@ -409,6 +410,11 @@ static int start(struct daemon *d)
 	if (exports_reload(d->db) < 0)
 		return -EIO;
 	iscsi_configure(&d->conf);
+	/* TLS credentials are read while still root (the key files may be root's only). */
+	if ((r = tls_global_init(&d->conf, err, sizeof err)) < 0) {
+		log_err("%s", err);
+		return r;
+	}
 	r = start_listeners(d);
 	if (r < 0)
 		return r;
@@ -454,6 +460,7 @@ static void stop(struct daemon *d)
 	exports_shutdown();
 	autoadd_shutdown();
 	bootev_shutdown();
+	tls_global_free();
 	db_close(d->db);
 	faults_shutdown();
 	log_info("stopped");

@@ -7,6 +7,13 @@
  * gets NBD_REP_ERR_TOO_BIG and the connection is closed (its data cannot
  * be skipped cheaply and a 4 GiB option is not a client we want).
  *
+ * TLS (nbd/tls, proto.md "TLS support"): off is NOTLS (STARTTLS gets
+ * ERR_POLICY); on is SELECTIVETLS with no TLS-only export (the client
+ * chooses); require is FORCEDTLS: before TLS every option but STARTTLS and
+ * ABORT gets ERR_TLS_REQD, and EXPORT_NAME (which cannot fail) closes.
+ * After STARTTLS's ACK, conn.c runs the TLS handshake and haggling goes on
+ * inside TLS; this file sees plaintext either way.
+ *
  * Peer quirks:
  *  - qemu never asks for NBD_INFO_EXPORT, so it is always sent (the spec
  *    requires it anyway).
@@ -23,9 +30,11 @@
 #include "log.h"
 #include "nbd.h"
 #include "nbd_wire.h"
+#include "tls.h"
 #include "util.h"
 
 #define OPT_HDR 16
+#define OPT_STARTTLS 3   /* handle_option(): STARTTLS answered, start TLS */
 
 int nbd_hs_start(struct nbd_conn *n)
 {
@@ -243,9 +252,31 @@ static int opt_meta(struct nbd_conn *n, uint32_t opt, const uint8_t *d, uint32_t
 	return opt_reply(n, opt, NBD_REP_ACK, NULL, 0);
 }
 
-/* Handle one complete option. Returns 0 (continue), 1 (enter transmission), -1 (close). */
+/* NBD_OPT_STARTTLS: ACK and OPT_STARTTLS when TLS is configured and not running yet. */
+static int opt_starttls(struct nbd_conn *n, uint32_t len)
+{
+	if (tls_mode() == CONF_TLS_OFF)
+		return opt_error(n, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY, "TLS is not configured on this server");
+	if (conn_tls(n->c))
+		return opt_error(n, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "TLS is already running");
+	if (len)
+		return opt_error(n, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+	opt_reply(n, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0);
+	return OPT_STARTTLS;
+}
+
+/* Handle one complete option. Returns 0 (continue), 1 (enter transmission),
+ * OPT_STARTTLS (start TLS), -1 (close), -2 (ABORT). */
 static int handle_option(struct nbd_conn *n, uint32_t opt, const uint8_t *d, uint32_t len)
 {
+	if (tls_mode() == CONF_TLS_REQUIRE && !conn_tls(n->c) && opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+		if (opt == NBD_OPT_EXPORT_NAME) {
+			conn_log(BL_INFO, n->c, "NBD_OPT_EXPORT_NAME before STARTTLS, and nbd/tls is require; closing "
+				 "(this option cannot carry an error)");
+			return -1;
+		}
+		return opt_error(n, opt, NBD_REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
+	}
 	switch (opt) {
 	case NBD_OPT_EXPORT_NAME:
 		return opt_export_name(n, d, len);
@@ -255,7 +286,7 @@ static int handle_option(struct nbd_conn *n, uint32_t opt, const uint8_t *d, uin
 	case NBD_OPT_LIST:
 		return opt_list(n, len);
 	case NBD_OPT_STARTTLS:
-		return opt_error(n, opt, NBD_REP_ERR_POLICY, "TLS is not configured on this server");
+		return opt_starttls(n, len);
 	case NBD_OPT_INFO:
 	case NBD_OPT_GO:
 		return opt_info_go(n, opt, d, len);
@@ -334,6 +365,8 @@ int nbd_hs_data(struct nbd_conn *n)
 			return -1;
 		if (r == 1)
 			return nbd_xmit_begin(n);
+		if (r == OPT_STARTTLS)
+			return conn_starttls(c) < 0 ? -1 : 0; /* reading resumes under TLS */
 	}
 	return 0;
 }

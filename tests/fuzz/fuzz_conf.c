@@ -2,7 +2,7 @@
  * (common/conf.c): what an admin (or a broken editor) leaves in a setting
  * file goes through clean_value() (whitespace, one line, no control
  * characters, length) and store() (the key's type: numbers and their
- * ranges and powers of two, log levels, addresses, paths, strings).
+ * ranges and powers of two, log levels, addresses, paths, strings, enums).
  *
  * conf.c is included so its static parsers are reached as they are. Input:
  * byte 0 picks the key (modulo the schema), the rest is the file's bytes.
@@ -48,6 +48,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case CONF_LOGLEVEL:
 		break;
+	case CONF_ENUM: {
+		/* the index of one of the key's words */
+		unsigned x = *(const unsigned *)f, i = 0;
+		while (k->choices[i])
+			i++;
+		assert(x < i);
+		break;
+	}
 	}
 	return 0;
 }

@@ -45,6 +45,10 @@ PACKAGES=(
 # (test-deb) and manual page lint (test-install)
 PACKAGES+=(python3-prometheus-client dpkg-dev debhelper mandoc)
 
+# NBD over TLS (daemon/tls.c): GnuTLS to build with; certtool and psktool
+# make the test's certificates and keys (test-nbd-tls)
+PACKAGES+=(libgnutls28-dev gnutls-bin)
+
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: not a Debian system (no dpkg-query); make sure the equivalents of these are installed:" >&2
 	echo "  ${PACKAGES[*]}" >&2
