@@ -31,7 +31,13 @@
 
 #define PSK_FILE_MAX (1024 * 1024)     /* a PSK file larger than this is refused */
 #define OUT_KEEP (256 * 1024)          /* an emptied output buffer larger than this is freed */
-#define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:+ECDHE-PSK:+PSK"
+/* TLS 1.2 and 1.3, PSK key exchanges added, the server's order of ciphers
+ * wins. An external PSK's binder is SHA-256, so TLS 1.3 PSK sessions can
+ * only use the *_SHA256 suites, where NORMAL lists CHACHA20 before
+ * AES-128-GCM; with AES instructions AES-GCM is about 4 times faster here
+ * (64 MiB through nbdcopy: 0.13 s against 0.45 s), so CHACHA20 goes last. */
+#define PRIORITY_BASE "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:+ECDHE-PSK:+PSK"
+#define PRIORITY_AES PRIORITY_BASE ":-CHACHA20-POLY1305:+CHACHA20-POLY1305"
 
 struct psk_entry {
 	char user[TLS_PSK_MAX_USER + 1];
@@ -255,6 +261,17 @@ static int load_x509(const char *dir, bool verify, char *err, size_t errlen)
 	return 0;
 }
 
+/* The CPU has AES and carry-less multiply instructions (fast AES-GCM). */
+static bool cpu_has_aes(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
+#else
+	return false;
+#endif
+}
+
 /* Credentials and priorities for nbd/tls (tls.h). */
 int tls_global_init(const struct bl_conf *conf, char *err, size_t errlen)
 {
@@ -272,9 +289,9 @@ int tls_global_init(const struct bl_conf *conf, char *err, size_t errlen)
 	if (conf->nbd_tls_cert_dir[0] &&
 	    (r = load_x509(conf->nbd_tls_cert_dir, conf->nbd_tls_verify_peer, err, errlen)) < 0)
 		return r;
-	const char *where = NULL;
-	if ((r = gnutls_priority_init(&g.prio, PRIORITY, &where)) < 0) {
-		snprintf(err, errlen, "TLS priorities '%s' at '%s': %s", PRIORITY, where ? where : "?", gnutls_strerror(r));
+	const char *where = NULL, *prio = cpu_has_aes() ? PRIORITY_AES : PRIORITY_BASE;
+	if ((r = gnutls_priority_init(&g.prio, prio, &where)) < 0) {
+		snprintf(err, errlen, "TLS priorities '%s' at '%s': %s", prio, where ? where : "?", gnutls_strerror(r));
 		return -EINVAL;
 	}
 	log_info("NBD TLS %s: %s%s%s", g.mode == CONF_TLS_ON ? "on" : "required",
