@@ -82,25 +82,6 @@ struct bk_list {
 
 /* ---- interruption and progress ---- */
 
-static volatile sig_atomic_t stopped;
-
-/* Signal handler: stop the copy in progress. */
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopped = 1;
-}
-
-/* SIGINT, SIGTERM, SIGHUP stop the work cleanly (partial files removed). */
-static void catch_signals(void)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-}
-
 /* One bar over every file: bytes of the files before this one plus done. */
 struct bk_progress {
 	struct progress bar;
@@ -113,7 +94,7 @@ static int bk_progress_cb(uint64_t done, uint64_t total, void *arg)
 	struct bk_progress *p = arg;
 	(void)total;
 	progress_cb(p->before + done, p->total, &p->bar);
-	return stopped;
+	return progress_stop;
 }
 
 /* ---- file lists ---- */
@@ -450,7 +431,7 @@ int cmd_backup(struct ctl *c, int argc, char **argv)
 	if (ret || (ret = store_open(c, false)) || (ret = backup_dir(pos[0])))
 		return ret;
 	struct backup b = { .c = c, .dir = pos[0] };
-	catch_signals();
+	progress_catch_stop();
 	snprintf(snap_path, sizeof snap_path, "%s/" BK_DB, b.dir);
 	if ((ret = db_backup(c->db, snap_path)) < 0)
 		return store_fail(ret, "backup: copying the database to %s", snap_path);
@@ -765,7 +746,7 @@ int cmd_restore(struct ctl *c, int argc, char **argv)
 	char *slash = strrchr(dbdir, '/');
 	if (slash && slash != dbdir)
 		*slash = 0, mkdir_p(dbdir, 0750);
-	catch_signals();
+	progress_catch_stop();
 	r.p.total = restore_total(&r);
 	progress_init(&r.p.bar, "restore");
 	snprintf(tmp, sizeof tmp, "%s.restore", c->conf.db_path);

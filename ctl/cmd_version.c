@@ -48,31 +48,12 @@ static void set_str(char *dst, size_t len, const char *src)
 
 /* ---- interruption ---- */
 
-static volatile sig_atomic_t stopped;
-
-/* Signal handler: ask the copy in progress to stop. */
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopped = 1;
-}
-
-/* Catch SIGINT, SIGTERM and SIGHUP so a long copy can clean up. */
-static void catch_signals(void)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-}
-
 /* Progress callback: draw the bar (arg: struct progress); stop on a signal. */
 static int job_cb(uint64_t done, uint64_t total, void *arg)
 {
 	if (arg)
 		progress_cb(done, total, arg);
-	return stopped;
+	return progress_stop;
 }
 
 /* ---- shared pieces ---- */
@@ -471,7 +452,7 @@ static int copy_overlay(struct commit *k)
 	struct progress p;
 	snprintf(tmp_d, sizeof tmp_d, "%s.tmp", k->data);
 	snprintf(tmp_m, sizeof tmp_m, "%s.tmp", k->map);
-	catch_signals();
+	progress_catch_stop();
 	progress_init(&p, k->img.name);
 	int ret = vfile_copy_sparse(k->ov.data, tmp_d, job_cb, &p, err, sizeof err);
 	progress_done(&p);
@@ -741,25 +722,6 @@ struct flatjob {
 	bool forced;
 };
 
-static volatile int job_stop;
-
-/* SIGINT/SIGTERM/SIGHUP in the job or while waiting. */
-static void on_job_signal(int sig)
-{
-	(void)sig;
-	job_stop = 1;
-}
-
-/* Catch the stop signals into job_stop. */
-static void catch_job_signals(void)
-{
-	struct sigaction sa = { .sa_handler = on_job_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-}
-
 /* In the job: the version, current, the job done and the event, in one transaction. */
 static int record_flatten(struct ctl *c, const struct flatjob *f, struct db_version *v, int64_t job)
 {
@@ -785,10 +747,10 @@ static int flatten_job(struct ctl *jc, int64_t job, void *arg)
 	char tmp[VF_PATH_MAX], err[2600] = "";
 	const char *kbps = getenv("BOOTLINK_TEST_JOB_KBPS");
 	struct job_run run = { .c = jc, .id = job, .kbps = kbps ? strtoull(kbps, NULL, 10) : 0,
-			       .stop = &job_stop };
+			       .stop = &progress_stop };
 	struct db_version v = f->v;
 	uint64_t size = 0;
-	catch_job_signals();
+	progress_catch_stop();
 	snprintf(tmp, sizeof tmp, "%s.tmp", v.base_path);
 	int ret = vfile_flatten(f->ch, tmp, &size, jobs_progress_cb, &run, err, sizeof err);
 	if (ret == 0)
@@ -881,8 +843,8 @@ static int add_job(struct ctl *c, const struct flatjob *f, struct db_job *j)
 static int flatten_wait(struct ctl *c, const struct flatjob *f, int64_t id, const struct affected *a)
 {
 	struct db_job j;
-	catch_job_signals();
-	int ret = jobs_wait(c, id, f->img.name, &job_stop, &j);
+	progress_catch_stop();
+	int ret = jobs_wait(c, id, f->img.name, &progress_stop, &j);
 	if (ret)
 		return ret;
 	out_obj("job");

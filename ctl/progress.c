@@ -60,3 +60,21 @@ void progress_done(struct progress *p)
 		fputs("\r\033[K", stderr);
 	p->drawn = false;
 }
+
+volatile sig_atomic_t progress_stop;
+
+/* Signal handler: ask the work in progress to stop. */
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	progress_stop = 1;
+}
+
+void progress_catch_stop(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}

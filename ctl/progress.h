@@ -6,6 +6,7 @@
 #ifndef CTL_PROGRESS_H
 #define CTL_PROGRESS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,5 +22,10 @@ void progress_init(struct progress *p, const char *label);
 int progress_cb(uint64_t done, uint64_t total, void *arg);
 /* Erase the bar if it was drawn. */
 void progress_done(struct progress *p);
+
+/* Set by SIGINT, SIGTERM or SIGHUP once progress_catch_stop() ran, so long
+ * work (copies, checksums, jobs) can stop cleanly and remove partial files. */
+extern volatile sig_atomic_t progress_stop;
+void progress_catch_stop(void);
 
 #endif
