@@ -91,35 +91,18 @@ static void chap_settings(char *out, size_t len, size_t *pos)
 	put_set(out, len, pos, "reverse-password", chap.mutual_secret);
 }
 
-/* Append to out at *pos; -1 once it no longer fits. */
-static int put(char *out, size_t len, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int put(char *out, size_t len, size_t *pos, const char *fmt, ...)
-{
-	if (*pos >= len)
-		return -1;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(out + *pos, len - *pos, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= len - *pos) {
-		*pos = len;
-		return -1;
-	}
-	*pos += (size_t)n;
-	return 0;
-}
-
+/* The screen of a PC that cannot boot (yet): what is wrong, then retry. */
 static int error_screen(const struct ipxe_ctx *c, char *out, size_t len, size_t *pos)
 {
 	char err[512];
 	ipxe_escape(c->error, err, sizeof err);
-	put(out, len, pos, "echo\necho ================================================================\n");
-	put(out, len, pos, "echo  bootlink: this PC cannot boot yet\necho\n");
+	ipxe_put(out, len, pos, "echo\necho ================================================================\n");
+	ipxe_put(out, len, pos, "echo  bootlink: this PC cannot boot yet\necho\n");
 	ipxe_echo_wrapped(out, len, pos, " ", err);
-	put(out, len, pos, "echo\necho  MAC address: %s\n", c->mac);
-	put(out, len, pos, "echo ================================================================\n");
-	put(out, len, pos, "echo Retrying in %u seconds ...\nsleep %u\n", c->retry_s, c->retry_s);
-	return put(out, len, pos, "chain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp} || goto retry\n"
+	ipxe_put(out, len, pos, "echo\necho  MAC address: %s\n", c->mac);
+	ipxe_put(out, len, pos, "echo ================================================================\n");
+	ipxe_put(out, len, pos, "echo Retrying in %u seconds ...\nsleep %u\n", c->retry_s, c->retry_s);
+	return ipxe_put(out, len, pos, "chain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp} || goto retry\n"
 			 ":retry\nsleep %u\nchain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp}\n",
 		   c->server, c->http_port, c->retry_s, c->server, c->http_port);
 }
@@ -127,47 +110,47 @@ static int error_screen(const struct ipxe_ctx *c, char *out, size_t len, size_t 
 int ipxe_client_script(const struct ipxe_ctx *c, char *out, size_t len)
 {
 	size_t pos = 0;
-	put(out, len, &pos, "#!ipxe\n");
+	ipxe_put(out, len, &pos, "#!ipxe\n");
 	if (c->error && c->error[0]) {
 		error_screen(c, out, len, &pos);
 		return pos < len ? (int)pos : -1;
 	}
-	put(out, len, &pos, "echo bootlink: %s (%s) boots image %s (%s overlay)\n", c->client_name, c->mac,
+	ipxe_put(out, len, &pos, "echo bootlink: %s (%s) boots image %s (%s overlay)\n", c->client_name, c->mac,
 	    c->image, c->mode);
-	put(out, len, &pos, "set initiator-iqn %s\n", c->initiator_iqn);
+	ipxe_put(out, len, &pos, "set initiator-iqn %s\n", c->initiator_iqn);
 	chap_settings(out, len, &pos);
 	/* sanboot --drive/--keep: in Debian's 2019 iPXE too (ipxe.efi names
 	 * them). A drive that is no BIOS hard disk number (a database edited by
 	 * hand) is left to iPXE's default, 0x80. */
-	put(out, len, &pos, "sanboot ");
+	ipxe_put(out, len, &pos, "sanboot ");
 	if (c->san_drive >= 0x80 && c->san_drive <= 0xff)
-		put(out, len, &pos, "--drive 0x%02x ", c->san_drive);
+		ipxe_put(out, len, &pos, "--drive 0x%02x ", c->san_drive);
 	if (c->san_keep)
-		put(out, len, &pos, "--keep ");
-	put(out, len, &pos, "iscsi:%s::%u::%s || goto failed\n", c->server, c->iscsi_port, c->target_iqn);
-	put(out, len, &pos, ":failed\n");
-	put(out, len, &pos, "echo bootlink: sanboot of %s from %s:%u failed.\n", c->target_iqn, c->server, c->iscsi_port);
-	put(out, len, &pos, "echo Check that bootlinkd listens for iSCSI there (listen/iscsi) and see its log.\n");
-	put(out, len, &pos, "echo Retrying in %u seconds ...\nsleep %u\n", c->retry_s, c->retry_s);
-	put(out, len, &pos, "chain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp}\n", c->server, c->http_port);
+		ipxe_put(out, len, &pos, "--keep ");
+	ipxe_put(out, len, &pos, "iscsi:%s::%u::%s || goto failed\n", c->server, c->iscsi_port, c->target_iqn);
+	ipxe_put(out, len, &pos, ":failed\n");
+	ipxe_put(out, len, &pos, "echo bootlink: sanboot of %s from %s:%u failed.\n", c->target_iqn, c->server, c->iscsi_port);
+	ipxe_put(out, len, &pos, "echo Check that bootlinkd listens for iSCSI there (listen/iscsi) and see its log.\n");
+	ipxe_put(out, len, &pos, "echo Retrying in %u seconds ...\nsleep %u\n", c->retry_s, c->retry_s);
+	ipxe_put(out, len, &pos, "chain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp}\n", c->server, c->http_port);
 	return pos < len ? (int)pos : -1;
 }
 
 int ipxe_boot_script(const char *server, unsigned http_port, char *out, size_t len)
 {
 	size_t pos = 0;
-	put(out, len, &pos, "#!ipxe\n");
-	put(out, len, &pos, "# bootlink: the first script. Chains to this PC's own script.\n");
-	put(out, len, &pos, "set tries:int32 0\n:again\n");
-	put(out, len, &pos, "chain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp}&uuid=${uuid:uristring}&serial=${serial:uristring}&ip=${net0/ip} && goto done ||\n",
+	ipxe_put(out, len, &pos, "#!ipxe\n");
+	ipxe_put(out, len, &pos, "# bootlink: the first script. Chains to this PC's own script.\n");
+	ipxe_put(out, len, &pos, "set tries:int32 0\n:again\n");
+	ipxe_put(out, len, &pos, "chain --replace http://%s:%u/ipxe?mac=${net0/mac:hexhyp}&uuid=${uuid:uristring}&serial=${serial:uristring}&ip=${net0/ip} && goto done ||\n",
 	    server, http_port);
-	put(out, len, &pos, "inc tries\n");
-	put(out, len, &pos, "iseq ${tries} 5 && goto shell ||\n");
-	put(out, len, &pos, "echo bootlink: cannot reach http://%s:%u/ (try ${tries} of 5), retrying ...\n", server, http_port);
-	put(out, len, &pos, "sleep ${tries}\ngoto again\n");
-	put(out, len, &pos, ":shell\necho bootlink: the boot server http://%s:%u/ does not answer.\n", server, http_port);
-	put(out, len, &pos, "echo Check that bootlinkd runs (systemctl status bootlinkd) and listens on listen/http.\n");
-	put(out, len, &pos, "shell\n:done\n");
+	ipxe_put(out, len, &pos, "inc tries\n");
+	ipxe_put(out, len, &pos, "iseq ${tries} 5 && goto shell ||\n");
+	ipxe_put(out, len, &pos, "echo bootlink: cannot reach http://%s:%u/ (try ${tries} of 5), retrying ...\n", server, http_port);
+	ipxe_put(out, len, &pos, "sleep ${tries}\ngoto again\n");
+	ipxe_put(out, len, &pos, ":shell\necho bootlink: the boot server http://%s:%u/ does not answer.\n", server, http_port);
+	ipxe_put(out, len, &pos, "echo Check that bootlinkd runs (systemctl status bootlinkd) and listens on listen/http.\n");
+	ipxe_put(out, len, &pos, "shell\n:done\n");
 	return pos < len ? (int)pos : -1;
 }
 
