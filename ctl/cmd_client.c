@@ -18,10 +18,9 @@
 
 #define MODES "ephemeral, persistent or maintenance"
 
-/* A client as a JSON object under key. */
-static void client_json(const char *key, const struct db_client *cl)
+/* A client's own fields, inside an open JSON object. */
+static void client_fields_json(const struct db_client *cl)
 {
-	out_obj(key);
 	out_int("id", cl->id);
 	out_str("mac", cl->mac);
 	out_str("name", cl->name);
@@ -30,6 +29,13 @@ static void client_json(const char *key, const struct db_client *cl)
 	out_str("mode", db_mode_name(cl->mode));
 	out_int("created", cl->created);
 	out_int("last_seen", cl->last_seen);
+}
+
+/* A client as a JSON object under key. */
+static void client_json(const char *key, const struct db_client *cl)
+{
+	out_obj(key);
+	client_fields_json(cl);
 	out_end();
 }
 
@@ -37,14 +43,7 @@ static void client_json(const char *key, const struct db_client *cl)
 static void client_json_c(struct ctl *c, const char *key, const struct db_client *cl)
 {
 	out_obj(key);
-	out_int("id", cl->id);
-	out_str("mac", cl->mac);
-	out_str("name", cl->name);
-	out_int("image_id", cl->image_id);
-	out_str("image", cl->image_name);
-	out_str("mode", db_mode_name(cl->mode));
-	out_int("created", cl->created);
-	out_int("last_seen", cl->last_seen);
+	client_fields_json(cl);
 	client_boot_json(c, cl);
 	out_end();
 }
