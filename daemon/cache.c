@@ -243,7 +243,10 @@ static int grow_chunk(void)
 		free(bl);
 		return -ENOMEM;
 	}
-	madvise(mem, len, MADV_HUGEPAGE);
+	/* No MADV_HUGEPAGE: with THP defrag=madvise (Debian's default) every first
+	 * fault in such a range compacts memory synchronously, and cold loads (the
+	 * first boot storm) ran at a third of the disk's speed (bench/limits.sh,
+	 * "cold": 300-400 MiB/s with it, 830-940 without, 1 GiB image). */
 	for (uint32_t i = 0; i < per; i++) {
 		bl[i].data = (uint8_t *)mem + (size_t)i * C.bs;
 		bl[i].has_mem = true;
