@@ -7,11 +7,12 @@ FILE.json is what `fio --output-format=json --output=FILE.json` wrote for one
 job group (run.sh always passes --group_reporting, so there is one entry in
 "jobs"; several entries are summed anyway). Prints one tab-separated line:
 
-    io_bytes  iops  mib_per_s  runtime_ms  p50_us  p99_us
+    io_bytes  iops  mib_per_s  runtime_ms  p50_us  p99_us  client_cores
 
 io_bytes is what was read in the measured window (after ramp_time); MiB/s is
 io_bytes over the measured runtime; p50/p99 are completion-latency
-percentiles ("-" when fio did not report them). Exit status 1 with a
+percentiles ("-" when fio did not report them); client_cores is fio's own CPU
+(usr + sys of every job, in cores: 1.00 = one core busy all the time). Exit status 1 with a
 one-line reason on stderr when fio reported an error, read nothing, or the
 file is not fio JSON. Standard library only.
 """
@@ -43,6 +44,7 @@ def summarise(obj):
     io_bytes = 0
     iops = 0.0
     runtime_ms = 0
+    cores = 0.0
     for job in jobs:
         if job.get("error"):
             raise ValueError("fio job %r: error %s" % (job.get("jobname"), job["error"]))
@@ -50,12 +52,13 @@ def summarise(obj):
         io_bytes += int(read.get("io_bytes", 0))
         iops += float(read.get("iops", 0.0))
         runtime_ms = max(runtime_ms, int(read.get("runtime", 0)))
+        cores += (float(job.get("usr_cpu", 0.0)) + float(job.get("sys_cpu", 0.0))) / 100.0
     if io_bytes <= 0 or runtime_ms <= 0:
         raise ValueError("fio read nothing (io_bytes=%d, runtime=%d ms)" % (io_bytes, runtime_ms))
     mib_s = io_bytes / 1048576.0 / (runtime_ms / 1000.0)
     read0 = jobs[0].get("read") or {}
     return [str(io_bytes), "%.1f" % iops, "%.1f" % mib_s, str(runtime_ms),
-            percentile_us(read0, "50.000000"), percentile_us(read0, "99.000000")]
+            percentile_us(read0, "50.000000"), percentile_us(read0, "99.000000"), "%.2f" % cores]
 
 
 def main(argv):

@@ -12,7 +12,8 @@ DIR holds four tab-separated files written by run.sh:
                  status "ok" or "na"; detail is the version (ok) or the reason (na),
                  written "short: details" (the table shows the short part)
   rows.tsv     row id, title, unit, fio command line (port shown as PORT)
-  results.tsv  row id, server, run, status, value, io_bytes, cpu_ticks, p99_us, note
+  results.tsv  row id, server, run, status, value, io_bytes, cpu_ticks, p99_us, note,
+               client_cores (fio's CPU in cores)
                  status "ok" or "fail"; value is MiB/s or IOPS (the row's unit);
                  cpu_ticks is the server's utime+stime over the run (clock ticks)
 
@@ -476,7 +477,7 @@ def main(argv):
     meta = dict((k, v) for k, v in read_tsv(os.path.join(d, "meta.tsv"), 2))
     servers = read_tsv(os.path.join(d, "servers.tsv"), 5)
     rowdefs = read_tsv(os.path.join(d, "rows.tsv"), 4)
-    results = read_tsv(os.path.join(d, "results.tsv"), 9)
+    results = read_tsv(os.path.join(d, "results.tsv"), 10)
     clk = float(meta.get("clk_tck", "100") or 100)
 
     names = [s[0] for s in servers]
@@ -484,12 +485,15 @@ def main(argv):
     peers = [n for n in names if n != "bootlinkd"]
 
     # (row, server) -> lists
-    val, cpu, p99, fails, notes = {}, {}, {}, {}, {}
-    for row, srv, _run, st, value, io_bytes, ticks, p99_us, note in results:
+    val, cpu, p99, fails, notes, ccpu = {}, {}, {}, {}, {}, {}
+    for row, srv, _run, st, value, io_bytes, ticks, p99_us, note, ccores in results:
         key = (row, srv)
         val.setdefault(key, [])
         cpu.setdefault(key, [])
         p99.setdefault(key, [])
+        ccpu.setdefault(key, [])
+        if st == "ok" and ccores not in ("", "-"):
+            ccpu[key].append(float(ccores))
         if st != "ok":
             fails[key] = fails.get(key, 0) + 1
             notes[key] = note
@@ -537,7 +541,7 @@ def main(argv):
         return "%.2f× vs %s" % (m["bootlinkd"] / pm[best], best)
 
     hdr = ["row", "unit"] + names + ["bootlinkd / best peer"]
-    perf_rows, cpu_rows, lat_rows = [], [], []
+    perf_rows, cpu_rows, lat_rows, ccpu_rows = [], [], [], []
     for rid, title, unit, _cmd in rowdefs:
         perf_rows.append([title, unit] + [server_cell(rid, s, val) for s in names]
                          + [ratio(rid, val, True)])
@@ -545,6 +549,7 @@ def main(argv):
                         + [ratio(rid, cpu, False)])
         lat_rows.append([title, "µs"] + [server_cell(rid, s, p99, False) for s in names]
                         + [ratio(rid, p99, False)])
+        ccpu_rows.append([title, "cores"] + [server_cell(rid, s, ccpu) for s in names])
 
     runs = meta.get("runs", "?")
     head = []
@@ -580,6 +585,16 @@ def main(argv):
     tables.append("")
     tables.append(table(hdr, lat_rows))
     tables.append("")
+    if any(ccpu.values()):
+        tables.append("## The client's CPU: fio (usr + sys of its jobs), in cores")
+        tables.append("")
+        tables.append(table(hdr[:-1], ccpu_rows))
+        tables.append("")
+        tables.append("The machine has %s cores, shared by fio and the server. A row where fio is near "
+                      "1.00 core per job is bound by the client (libnbd's own syscalls per request): "
+                      "no server can raise its throughput much further, and the ratio of throughputs "
+                      "there mostly compares how much CPU each server leaves to fio." % meta.get("nproc", "?"))
+        tables.append("")
 
     notes_md = []
     notes_md.append("## Cache state")

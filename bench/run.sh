@@ -450,10 +450,10 @@ run_one() {
 	ticks=-
 	[[ $c0 != - && $c1 != - ]] && ticks=$((c1 - c0))
 	if ((rc == 0)) && sum=$(python3 "$BENCH/fio_summary.py" "$json" 2>>"$flog"); then
-		local io iops mib _runtime _p50 p99 value
-		IFS=$'\t' read -r io iops mib _runtime _p50 p99 <<<"$sum"
+		local io iops mib _runtime _p50 p99 ccores value
+		IFS=$'\t' read -r io iops mib _runtime _p50 p99 ccores <<<"$sum"
 		[[ ${ROW_UNIT[$row]} == MiB/s ]] && value=$mib || value=$iops
-		printf '%s\t%s\t%s\tok\t%s\t%s\t%s\t%s\t\n' "$row" "$n" "$run" "$value" "$io" "$ticks" "$p99" >>"$TMP/results.tsv"
+		printf '%s\t%s\t%s\tok\t%s\t%s\t%s\t%s\t\t%s\n' "$row" "$n" "$run" "$value" "$io" "$ticks" "$p99" "$ccores" >>"$TMP/results.tsv"
 		say "  $row $n run $run: $value ${ROW_UNIT[$row]}"
 	else
 		local why

@@ -67,7 +67,7 @@ static const struct conf_key schema[] = {
 	{ .name = "cache/size_mb", .type = CONF_UINT, .def = "1024", .min = 0, .max = 1048576, .live = true,
 	  FIELD(cache_size_mb), .help = "MiB of RAM for the block cache shared by all images", .note = "0 = off" },
 	{ .name = "cache/block_kb", .type = CONF_UINT, .def = "64", .min = 4, .max = 1024, .pow2 = true,
-	  FIELD(cache_block_kb), .help = "KiB per cache block (the unit read from disk on a miss)" },
+	  FIELD(cache_block_kb), .help = "KiB per cache block (the unit of replacement; misses read only the 4 KiB units asked for)" },
 	{ .name = "daemon/user", .type = CONF_STR, .def = "", FIELD(daemon_user),
 	  .help = "user bootlinkd runs as once its ports are bound, when started as root",
 	  .note = "empty = stay as started; the Debian package sets bootlink" },

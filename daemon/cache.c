@@ -1,9 +1,19 @@
 /* cache.c — see cache.h for the design.
  *
- * Block life: spare (no memory) ─grow─► free ─get─► LOADING (hashed, in A1
- * or Am) ─load done─► VALID ─evict─► free (or spare when shrinking).
- * A load error unhashes the block; it returns to free when its last pin
- * goes.
+ * Block life: spare (no memory) ─grow─► free ─get─► VALID (hashed, in A1
+ * or Am; some units filled) ─evict─► free (or spare when shrinking).
+ * A load error unhashes the block (DEAD); it returns to free when its last
+ * pin goes.
+ *
+ * Partial fill: a block is filled in units (4 KiB, or block/64 for blocks
+ * over 256 KiB) as readers ask for them: `have` is the mask of filled
+ * units, `loading` the units of the one load in flight. A reader whose
+ * units are all in `have` hits; else it waits for the load in flight, or
+ * becomes the loader of the first run of units it lacks; when the read
+ * continues its connection's previous one (seq), the load runs on through
+ * the block's missing units to its end, so a sequential reader costs one
+ * disk read per block. Every unit is read from disk at most once while
+ * its block stays cached.
  *
  * Memory comes in chunks of CHUNK_BLOCKS blocks mapped on demand, so an
  * idle cache costs nothing; shrinking returns pages with MADV_DONTNEED and
@@ -37,7 +47,9 @@ struct cblock {
 	struct worker *lw;           /* loader's worker */
 	struct cwait *waiters;
 	uint64_t loader_conn;
-	uint32_t valid, want;
+	uint64_t have, loading;      /* filled units; units of the load in flight */
+	uint32_t want;               /* bytes of the block inside the image */
+	uint32_t load_off, load_len; /* the load in flight, within the block */
 	int pins;
 	uint8_t state, list;
 	bool ref;                    /* CLOCK bit (Am) */
@@ -60,6 +72,7 @@ static struct {
 	pthread_mutex_t lock;
 	bool on;
 	uint32_t bs;
+	unsigned ushift, units;     /* fill unit: 1 << ushift bytes, units per block (<= 64) */
 	uint64_t capacity;          /* blocks allowed */
 	uint64_t active;            /* blocks with memory */
 	struct cblock **table;
@@ -347,6 +360,10 @@ int cache_init(uint64_t bytes, uint32_t block_size)
 		return -EINVAL;
 	pthread_mutex_lock(&C.lock);
 	C.bs = block_size;
+	C.ushift = 12;
+	while ((block_size >> C.ushift) > 64)
+		C.ushift++;
+	C.units = block_size >> C.ushift;
 	list_init(&C.freel);
 	list_init(&C.spare);
 	list_init(&C.a1);
@@ -394,9 +411,67 @@ bool cache_enabled(void)
 	return __atomic_load_n(&C.on, __ATOMIC_RELAXED);
 }
 
-enum cache_get_result cache_get(struct image *img, uint64_t blk, uint64_t conn_id,
-				struct cwait *wt, struct cblock **out)
+/* Units [u0, u1] as a mask. */
+static inline uint64_t unit_run(unsigned u0, unsigned u1)
 {
+	unsigned n = u1 - u0 + 1;
+	return (n >= 64 ? ~0ull : (1ull << n) - 1) << u0;
+}
+
+/* Units covering bytes [lo, hi) of a block (lo < hi <= block size). */
+static inline uint64_t units_of(uint32_t lo, uint32_t hi)
+{
+	return unit_run(lo >> C.ushift, (hi - 1) >> C.ushift);
+}
+
+static inline bool has_unit(uint64_t m, unsigned u)
+{
+	return u < 64 && (m >> u) & 1;
+}
+
+/* Under the lock: a pinned, hashed block, and the units a reader needs.
+ * HIT, or wt is queued and the result says whether the caller loads. */
+static enum cache_get_result ensure(struct cblock *b, uint64_t need, bool seq, struct cwait *wt)
+{
+	if (b->state == B_DEAD)
+		return CACHE_FULL; /* its last load failed: read around the cache */
+	uint64_t miss = need & ~b->have;
+	if (!miss) {
+		C.st.hits++;
+		return CACHE_HIT;
+	}
+	wt->next = b->waiters;
+	b->waiters = wt;
+	if (b->loading) {
+		C.st.waits++;
+		return CACHE_WAIT;
+	}
+	C.st.misses++;
+	unsigned u0 = (unsigned)__builtin_ctzll(miss), u1 = u0;
+	while (u1 + 1 < C.units && !has_unit(b->have, u1 + 1) && (seq || has_unit(need, u1 + 1)))
+		u1++;
+	b->loading = unit_run(u0, u1);
+	b->load_off = u0 << C.ushift;
+	b->load_len = MIN((u1 + 1) << C.ushift, ALIGN_UP(b->want, IMAGE_ALIGN)) - b->load_off;
+	return CACHE_LOAD;
+}
+
+/* ensure(), and a loader holds the image until its read is done. */
+static enum cache_get_result ensure_load(struct cblock *b, struct image *img, uint64_t need, bool seq,
+					 struct cwait *wt)
+{
+	enum cache_get_result r = ensure(b, need, seq, wt);
+	if (r == CACHE_LOAD) {
+		b->img = img;
+		image_get(img);
+	}
+	return r;
+}
+
+enum cache_get_result cache_get(struct image *img, uint64_t blk, uint32_t lo, uint32_t hi, bool seq,
+				uint64_t conn_id, struct cwait *wt, struct cblock **out)
+{
+	uint64_t need = units_of(lo, hi);
 	pthread_mutex_lock(&C.lock);
 	struct cblock *b = lookup(img->id, blk);
 	if (b) {
@@ -409,36 +484,28 @@ enum cache_get_result cache_get(struct image *img, uint64_t blk, uint64_t conn_i
 			C.st.promotions++;
 		}
 		b->ref = true;
-		if (b->state == B_VALID) {
-			C.st.hits++;
-			pthread_mutex_unlock(&C.lock);
-			return CACHE_HIT;
-		}
-		wt->next = b->waiters;
-		b->waiters = wt;
-		C.st.waits++;
+		enum cache_get_result r = ensure_load(b, img, need, seq, wt);
 		pthread_mutex_unlock(&C.lock);
-		return CACHE_WAIT;
+		return r;
 	}
-	C.st.misses++;
 	b = take_block();
 	if (!b) {
+		C.st.misses++;
 		pthread_mutex_unlock(&C.lock);
 		return CACHE_FULL;
 	}
 	b->img_id = img->id;
 	b->blk = blk;
-	b->state = B_LOADING;
+	b->state = B_VALID;
 	b->pins = 1;
 	b->ref = false;
 	b->loader_conn = conn_id;
-	b->valid = 0;
 	uint64_t off = blk * C.bs;
 	b->want = off < img->size ? (uint32_t)MIN((uint64_t)C.bs, img->size - off) : 0;
-	wt->next = NULL;
-	b->waiters = wt;
-	b->img = img;
-	image_get(img);
+	/* Units wholly past the end of the image have nothing to read. */
+	b->have = b->want ? ~unit_run(0, (b->want - 1) >> C.ushift) : ~0ull;
+	b->loading = 0;
+	b->waiters = NULL;
 	struct cblock **s = slot_of(b->img_id, blk);
 	b->hnext = *s;
 	*s = b;
@@ -447,8 +514,18 @@ enum cache_get_result cache_get(struct image *img, uint64_t blk, uint64_t conn_i
 	else
 		list_add_tail(&C.a1, b, L_A1);
 	*out = b;
+	enum cache_get_result r = ensure_load(b, img, need, seq, wt);
 	pthread_mutex_unlock(&C.lock);
-	return CACHE_LOAD;
+	return r;
+}
+
+enum cache_get_result cache_recheck(struct cblock *b, struct image *img, uint32_t lo, uint32_t hi,
+				    bool seq, struct cwait *wt)
+{
+	pthread_mutex_lock(&C.lock);
+	enum cache_get_result r = ensure_load(b, img, units_of(lo, hi), seq, wt);
+	pthread_mutex_unlock(&C.lock);
+	return r;
 }
 
 static void load_finish(struct cblock *b, int res)
@@ -461,14 +538,15 @@ static void load_finish(struct cblock *b, int res)
 	C.st.disk_reads++;
 	C.st.disk_bytes += b->rd.got;
 	if (res == 0) {
-		b->state = B_VALID;
-		b->valid = b->want;
+		b->have |= b->loading;
+		b->loading = 0;
 	} else {
 		/* Unhash so the next reader retries; freed at the last unpin. */
 		C.st.errors++;
 		list_del(b);
 		unhash(b);
 		b->state = B_DEAD;
+		b->loading = 0;
 	}
 	pthread_mutex_unlock(&C.lock);
 	struct worker *self = b->lw;
@@ -487,7 +565,7 @@ void cache_load(struct cblock *b, struct worker *w, struct cwait *wt)
 	b->lw = w;
 	b->rd.done = on_load;
 	/* Whole 4 KiB units (O_DIRECT); the read stops at the end of the file. */
-	image_read_into(&b->rd, w, b->img, b->blk * C.bs, ALIGN_UP(b->want, IMAGE_ALIGN), b->data);
+	image_read_into(&b->rd, w, b->img, b->blk * C.bs + b->load_off, b->load_len, b->data + b->load_off);
 }
 
 /* A prefetch is a waiter with nobody behind it: it only unpins. */
@@ -511,7 +589,7 @@ void cache_prefetch(struct image *img, uint64_t blk, struct worker *w)
 		return;
 	p->wt.w = w;
 	p->wt.fn = prefetch_done;
-	switch (cache_get(img, blk, 0, &p->wt, &p->b)) {
+	switch (cache_get(img, blk, 0, C.bs, false, 0, &p->wt, &p->b)) {
 	case CACHE_HIT:
 		cache_unpin(p->b);
 		free(p);
@@ -527,9 +605,8 @@ void cache_prefetch(struct image *img, uint64_t blk, struct worker *w)
 	}
 }
 
-uint8_t *cache_data(struct cblock *b, uint32_t *valid)
+uint8_t *cache_data(struct cblock *b)
 {
-	*valid = b->valid;
 	return b->data;
 }
 

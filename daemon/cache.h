@@ -5,10 +5,16 @@
  * O_DIRECT reads land in it directly and replies are sent from it without
  * a copy (the reply's iovecs point into pinned blocks).
  *
- * Single flight: the first request to miss a block becomes its loader; every
- * other request for it while it loads waits on it, and all are answered
- * from that one disk read. Waiters on other workers are handed their
- * completion through that worker's mailbox (worker.h).
+ * Partial fill: a block is read from disk in units (4 KiB for blocks up
+ * to 256 KiB) as readers ask for them, so a cold boot reads the bytes
+ * clients read, not whole blocks around them; a sequential reader still
+ * gets one read per block (cache.c).
+ *
+ * Single flight: the first request to miss a unit becomes the loader; every
+ * other request for a block while it loads waits on it, then checks again
+ * (cache_recheck). Each unit is read from disk once. Waiters on other
+ * workers are handed their completion through that worker's mailbox
+ * (worker.h).
  *
  * Replacement is 2Q-like and scan resistant: a newly loaded block enters
  * the probationary FIFO (A1, a quarter of the cache). It is promoted to the
@@ -42,10 +48,10 @@ struct cwait {
 };
 
 enum cache_get_result {
-	CACHE_HIT,      /* valid, pinned: data usable now */
-	CACHE_LOAD,     /* pinned, caller is the loader: call cache_load() */
-	CACHE_WAIT,     /* pinned, being loaded: wt->fn will run */
-	CACHE_FULL,     /* every block is pinned: caller reads without caching */
+	CACHE_HIT,      /* the range is filled, block pinned: data usable now */
+	CACHE_LOAD,     /* pinned, caller is the loader: call cache_load(); wt->fn runs after */
+	CACHE_WAIT,     /* pinned, a load is in flight: wt->fn runs after it, then cache_recheck() */
+	CACHE_FULL,     /* every block is pinned (or the block failed): read without the cache */
 };
 
 /* Size the pool (bytes, block size in bytes: power of two, 4 KiB..1 MiB). */
@@ -56,18 +62,26 @@ void cache_shutdown(void);
 uint32_t cache_block_size(void);
 bool cache_enabled(void);
 
-/* Find or create block blk of img for a reader on connection conn_id.
- * On CACHE_WAIT, wt (with w and fn set) is queued. The block is pinned in
- * every case but CACHE_FULL. */
-enum cache_get_result cache_get(struct image *img, uint64_t blk, uint64_t conn_id,
-				struct cwait *wt, struct cblock **out);
-/* As the loader, read the block from the image on w's ring; waiters and
- * the loader's own wt are called when it completes. */
+/* Find or create block blk of img for a reader of bytes [lo, hi) of it
+ * (0 <= lo < hi <= block size) on connection conn_id; seq: the read
+ * continues the connection's last one, so a load runs on to the end of the
+ * block. On CACHE_LOAD and CACHE_WAIT, wt (with w and fn set) is queued.
+ * The block is pinned (*out set) in every case but CACHE_FULL from a full
+ * cache. */
+enum cache_get_result cache_get(struct image *img, uint64_t blk, uint32_t lo, uint32_t hi, bool seq,
+				uint64_t conn_id, struct cwait *wt, struct cblock **out);
+/* After wt->fn ran with 0: is [lo, hi) of the pinned block b filled now?
+ * Same results as cache_get (CACHE_FULL: the block failed meanwhile; it
+ * stays pinned). */
+enum cache_get_result cache_recheck(struct cblock *b, struct image *img, uint32_t lo, uint32_t hi,
+				    bool seq, struct cwait *wt);
+/* As the loader, read the units cache_get chose from the image on w's
+ * ring; waiters and the loader's own wt are called when it completes. */
 void cache_load(struct cblock *b, struct worker *w, struct cwait *wt);
 /* Prefetch: load the block if absent, without waiting for it. */
 void cache_prefetch(struct image *img, uint64_t blk, struct worker *w);
-/* Data of a valid, pinned block and the number of valid bytes in it. */
-uint8_t *cache_data(struct cblock *b, uint32_t *valid);
+/* Data of a pinned block (valid where a get or recheck said CACHE_HIT). */
+uint8_t *cache_data(struct cblock *b);
 void cache_unpin(struct cblock *b);
 /* Drop every block of an image (image replaced or removed). */
 void cache_forget_image(int64_t image_id);

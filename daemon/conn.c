@@ -39,6 +39,7 @@ static uint64_t next_conn_id = 1;
 
 static void post_recv(struct conn *c);
 static void post_send(struct conn *c);
+static void defer_send(struct conn *c);
 static void conn_free(struct conn *c);
 static void tls_post_recv(struct conn *c);
 static void tls_on_recv(struct conn *c, size_t n);
@@ -282,7 +283,29 @@ void conn_send(struct conn *c, struct txmsg *m)
 	else
 		c->txq = m;
 	c->txq_tail = m;
-	post_send(c);
+	defer_send(c);
+}
+
+/* Send at the end of the loop turn, with whatever else the turn queues. */
+static void defer_send(struct conn *c)
+{
+	if (c->tx_deferred || c->send_posted || c->closing)
+		return;
+	c->tx_deferred = true;
+	c->tx_dirty_next = c->w->tx_dirty;
+	c->w->tx_dirty = c;
+	conn_get(c);
+}
+
+void conn_flush_sends(struct worker *w)
+{
+	struct conn *c;
+	while ((c = w->tx_dirty)) {
+		w->tx_dirty = c->tx_dirty_next;
+		c->tx_deferred = false;
+		post_send(c);
+		conn_put(c);
+	}
 }
 
 static void release_free(struct txmsg *m)
@@ -380,7 +403,7 @@ void conn_on_send(struct conn *c, int res)
 		} else {
 			tx_advance(c, (size_t)res);
 			if (c->txq)
-				post_send(c);
+				defer_send(c);
 			else if (c->close_after_send)
 				conn_close(c, "done");
 			else if (unlikely(c->tls_pending))

@@ -68,6 +68,8 @@ struct conn {
 	bool close_after_send;      /* close once the tx queue empties */
 	bool recv_posted, send_posted;
 	bool rx_paused;             /* protocol asked to stop reading (in-flight limit, drain) */
+	bool tx_deferred;           /* on the worker's tx_dirty list: sent before the next submit */
+	struct conn *tx_dirty_next;
 
 	/* TLS (daemon/tls.h): the socket carries ciphertext, rx and txq stay plaintext. */
 	struct tls *tls;            /* NULL: plaintext */
@@ -99,8 +101,12 @@ static inline const uint8_t *conn_rx_data(const struct conn *c) { return c->rx +
 static inline size_t conn_rx_len(const struct conn *c) { return c->rx_end - c->rx_start; }
 void conn_rx_consume(struct conn *c, size_t n);
 
-/* Queue a message for sending (takes ownership; release runs later). */
+/* Queue a message for sending (takes ownership; release runs later). The
+ * send is posted when the worker's loop turn ends (conn_flush_sends), so
+ * every reply made in one turn leaves in one sendmsg. */
 void conn_send(struct conn *c, struct txmsg *m);
+/* Post the sends queued during this loop turn (worker.c, before submit). */
+void conn_flush_sends(struct worker *w);
 /* Copy a small buffer into a new txmsg and queue it. */
 int conn_send_copy(struct conn *c, const void *data, size_t len);
 

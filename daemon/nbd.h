@@ -36,6 +36,7 @@ struct nbd_conn {
 	char meta_export[128];       /* export the meta context was set for */
 	unsigned nopts;
 	uint64_t skip;               /* payload bytes still to discard (oversized write) */
+	uint64_t next_read;          /* where the last read ended (vd_req.seq) */
 	bool has_export;
 	struct export_ref exp;
 	struct vdisk *vd;

@@ -214,6 +214,7 @@ static int ovr_read(struct vd_req *r)
 		s->op = VD_READ;
 		s->client_id = r->client_id;
 		s->learn = r->learn;
+		s->seq = r->seq;
 		s->done = read_sub_done;
 		s->owner = o;
 		int e = vdisk_submit(s);

@@ -97,6 +97,7 @@ struct scsi_lu {
 	struct scsi_pr *pr;          /* persistent reservations, shared by every session of lu_name */
 	char port[SCSI_PR_PORT_MAX]; /* this I_T nexus's initiator port name (scsi_lu_set_port) */
 	uint8_t proto;               /* SCSI protocol identifier of the transport (5 = iSCSI) */
+	uint64_t next_read;          /* where the last read ended (vd_req.seq) */
 };
 
 /* Set up lu for vd; identifiers derive from lu_name so every session sees

@@ -110,18 +110,13 @@ static int direct_read(struct vd_req *r)
 	return image_read(&r->rd, r->w, r->vd->img, r->off, r->len);
 }
 
-/* Every block is valid: point the result at the cached bytes. */
+/* Every block has the bytes: point the result at them. */
 static void cached_complete(struct vd_req *r)
 {
-	uint32_t bs = cache_block_size();
-	uint64_t b0 = r->off / bs, end = r->off + r->len;
 	for (int i = 0; i < r->nblk; i++) {
-		uint32_t valid;
-		uint8_t *d = cache_data(r->blks[i].b, &valid);
-		uint64_t bstart = (b0 + i) * bs;
-		uint64_t from = MAX(r->off, bstart), to = MIN(end, bstart + bs);
-		r->iov[i].iov_base = d + (from - bstart);
-		r->iov[i].iov_len = to - from;
+		struct vd_blk *vb = &r->blks[i];
+		r->iov[i].iov_base = cache_data(vb->b) + vb->lo;
+		r->iov[i].iov_len = vb->hi - vb->lo;
 	}
 	r->niov = r->nblk;
 	__atomic_fetch_add(&r->vd->img->stat_bytes_read, r->len, __ATOMIC_RELAXED);
@@ -146,12 +141,28 @@ static void blk_settled(struct vd_req *r)
 	}
 }
 
+/* A load the block waited on is done: its bytes may still miss a part. */
 static void blk_ready(struct cwait *wt, int res)
 {
 	struct vd_blk *vb = (struct vd_blk *)wt;
-	if (res < 0)
-		vb->r->err = res;
-	blk_settled(vb->r);
+	struct vd_req *r = vb->r;
+	if (res < 0) {
+		r->err = res;
+	} else if (!r->err) {
+		switch (cache_recheck(vb->b, r->vd->img, vb->lo, vb->hi, r->seq, &vb->wt)) {
+		case CACHE_LOAD:
+			cache_load(vb->b, r->w, &vb->wt);
+			return;
+		case CACHE_WAIT:
+			return;
+		case CACHE_FULL:
+			r->uncached = true;
+			break;
+		case CACHE_HIT:
+			break;
+		}
+	}
+	blk_settled(r);
 }
 
 static int cached_read(struct vd_req *r)
@@ -171,13 +182,17 @@ static int cached_read(struct vd_req *r)
 	r->uncached = false;
 	r->pending = n + 1; /* +1: nothing completes before the loop is done */
 	r->nblk = n;
+	uint64_t end = r->off + r->len;
 	for (int i = 0; i < n; i++) {
 		struct vd_blk *vb = &r->blks[i];
+		uint64_t bstart = (b0 + i) * bs;
 		vb->r = r;
 		vb->b = NULL;
+		vb->lo = (uint32_t)(MAX(r->off, bstart) - bstart);
+		vb->hi = (uint32_t)(MIN(end, bstart + bs) - bstart);
 		vb->wt.w = r->w;
 		vb->wt.fn = blk_ready;
-		switch (cache_get(r->vd->img, b0 + i, r->client_id, &vb->wt, &vb->b)) {
+		switch (cache_get(r->vd->img, b0 + i, vb->lo, vb->hi, r->seq, r->client_id, &vb->wt, &vb->b)) {
 		case CACHE_HIT:
 			r->pending--;
 			break;

@@ -45,6 +45,7 @@ struct vd_blk {
 	struct cwait wt;
 	struct cblock *b;
 	struct vd_req *r;
+	uint32_t lo, hi;                 /* the bytes of the block the request reads */
 };
 
 struct vd_req {
@@ -59,6 +60,8 @@ struct vd_req {
 	void *owner;                     /* the protocol's request */
 	uint64_t client_id;              /* connection id: the cache tells clients apart */
 	bool learn;                      /* part of a client's boot: record it (bootset.h) */
+	bool seq;                        /* a read that starts where the connection's last one
+					  * ended: the cache fills the rest of a block ahead */
 	/* read result: niov pieces, valid until vd_req_release() */
 	struct iovec *iov;
 	int niov;

@@ -2,7 +2,9 @@
  *
  * The loop: submit what was prepared and wait for at least one completion
  * (io_uring_submit_and_wait), then drain every ready CQE, dispatching on the
- * user_data tag. One submit per loop turn, however many SQEs were prepared.
+ * user_data tag. One submit per loop turn, however many SQEs were prepared;
+ * replies queued during the turn go out just before it, one sendmsg per
+ * connection.
  */
 #include "worker.h"
 
@@ -259,6 +261,7 @@ static void *worker_main(void *arg)
 	arm_wake(w);
 	arm_tick(w);
 	while (!w->done) {
+		conn_flush_sends(w);
 		int r = io_uring_submit_and_wait(&w->ring, 1);
 		w->pending_sqes = 0;
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {

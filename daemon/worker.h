@@ -64,6 +64,7 @@ struct worker {
 	struct __kernel_timespec tick_ts;
 	struct conn *conns;         /* live connections (list through conn->next/prev) */
 	unsigned nconns;
+	struct conn *tx_dirty;      /* connections with replies queued this turn (conn_flush_sends) */
 	unsigned pending_sqes;      /* prepared, not yet submitted */
 	bool stopping;              /* draining: no accepts, close when idle */
 	pthread_mutex_t mbox_lock;  /* mailbox: completions handed over by other workers */

@@ -24,6 +24,10 @@ for row in "1 MiB seq read, QD 8, 1 job" "4 KiB random read, QD 32, 1 job" "4 Ki
 	[[ $line == *"× vs nbdkit"* ]] || fail "row '$row' has no ratio to nbdkit: $line"
 done
 ok "every row has a bootlinkd figure and a ratio to nbdkit"
+grep -q "^## The client's CPU" "$out" || fail "no table of fio's own CPU"
+line=$(grep -F "| 4 KiB random read, QD 32, 1 job " "$out" | tail -n 1)
+[[ $line =~ \|\ +[0-9]+\.[0-9]+ ]] || fail "the client-CPU table has no figure for the 1-job row: $line"
+ok "the client's CPU is reported per row"
 grep -q '^## Boot storm' "$out" || fail "no boot-storm section"
 ok "boot-storm section present"
 grep -q '^## Machine limits' "$out" || fail "no machine-limits section"

@@ -15,6 +15,14 @@
 #                    topping each up to DEPTH, until every reply is in (a
 #                    boot storm).
 #   MODE sequential: one connection at a time: connect, read, disconnect.
+#   MODE scattered:  as concurrent, but every connection reads the same
+#                    seeded set of small pieces (512 B .. 20 KiB at 512-byte
+#                    offsets, a sparse third of the region), each in its own
+#                    order; prints "units_bytes=N": the bytes of the 4 KiB
+#                    units they cover (what a cache filling 4 KiB units
+#                    reads from disk, cold).
+#   MODE forward4k:  as concurrent, every connection reading the region
+#                    forward in 4 KiB pieces.
 # Exit status 0 if every read returned the right bytes, 1 otherwise.
 import os
 import select
@@ -25,7 +33,34 @@ import nbd
 CHUNKS = [65536, 4096, 1 << 20, 262144, 12288, 4 << 20, 131072, 69632, 8192, 524288, 20480, 2 << 20]
 
 
-def plan(i, off, length):
+def scattered(off, length):
+    import random
+    rng = random.Random(int(os.environ.get("SEED", "1")))
+    pieces, pos = [], off
+    while pos < off + length:
+        pos += rng.randrange(0, 40) * 512
+        n = min(rng.randrange(1, 41) * 512, off + length - pos)
+        if n > 0:
+            pieces.append((pos, n))
+        pos += max(n, 0) + rng.randrange(1, 80) * 512
+    return pieces
+
+
+def units_bytes(pieces):
+    units = set()
+    for pos, n in pieces:
+        units.update(range(pos // 4096, (pos + n - 1) // 4096 + 1))
+    return 4096 * len(units)
+
+
+def plan(i, off, length, mode="concurrent"):
+    if mode == "scattered":
+        import random
+        pieces = scattered(off, length)
+        random.Random(i).shuffle(pieces)
+        return pieces
+    if mode == "forward4k":
+        return [(p, min(4096, off + length - p)) for p in range(off, off + length, 4096)]
     cs = CHUNKS[i % len(CHUNKS)]
     pieces = []
     pos = off
@@ -72,12 +107,12 @@ def main():
             h.shutdown()
         print(f"storm: {len(uris)} connections, one after another, read {length} bytes each")
         return
-    if mode != "concurrent":
+    if mode not in ("concurrent", "scattered", "forward4k"):
         fail(f"unknown mode {mode}")
 
     depth = int(os.environ.get("DEPTH", "64"))
     hs = [connect(u) for u in uris]
-    todo = [plan(i, off, length) for i in range(len(hs))]  # pieces not yet issued
+    todo = [plan(i, off, length, mode) for i in range(len(hs))]  # pieces not yet issued
     inflight = [dict() for _ in hs]                          # cookie -> (buf, pos)
     nreq = sum(len(t) for t in todo)
 
@@ -126,8 +161,10 @@ def main():
             fdmap[fd].aio_notify_write()
     for h in hs:
         h.shutdown()
-    print(f"storm: {len(uris)} connections at once read {length} bytes each "
-          f"({nreq} requests, at most {depth or 'all'} in flight per connection)")
+    print(f"storm: {len(uris)} connections at once read {length if mode != 'scattered' else 'pieces of'} bytes "
+          f"each ({nreq} requests, at most {depth or 'all'} in flight per connection)")
+    if mode == "scattered":
+        print(f"units_bytes={units_bytes(scattered(off, length))}")
 
 
 if __name__ == "__main__":
