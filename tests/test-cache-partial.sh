@@ -17,13 +17,6 @@ ctl image add base "$T/img"
 start_daemon cache/size_mb=64 cache/block_kb=64 cache/prefetch=0 runtime/interval_ms=100
 uri=$(nbd_uri base)
 
-cval() { cat "$RUN/cache/$1" 2>/dev/null || true; }
-tree_fresh() {
-	for _ in 1 2; do
-		touch "$T/.mark"
-		wait_for 10 test "$RUN/cache/capacity_bytes" -nt "$T/.mark" || fail "the runtime tree is not refreshed"
-	done
-}
 storm() { # storm MODE OFF LEN NCONN
 	local uris=()
 	for _ in $(seq 1 "$4"); do uris+=("$uri"); done

@@ -25,14 +25,6 @@ for m in "${macs[@]}"; do ctl client add "$m" --image base >/dev/null; done
 # cache/prefetch=0: nothing but the clients reads the image.
 start_daemon cache/size_mb=16 cache/block_kb=64 cache/prefetch=0 overlay/dirs=overlays runtime/interval_ms=100
 
-cval() { cat "$RUN/cache/$1" 2>/dev/null || true; }
-# tree_fresh: wait for a runtime tree snapshot taken after this call.
-tree_fresh() {
-	for _ in 1 2; do
-		touch "$T/.mark"
-		wait_for 10 test "$RUN/cache/capacity_bytes" -nt "$T/.mark" || fail "the runtime tree is not refreshed"
-	done
-}
 show() { echo "cache: capacity=$(cval capacity_bytes) used=$(cval used_bytes) blocks=$(cval blocks) probation=$(cval probation_blocks) protected=$(cval protected_blocks) disk_reads=$(cval disk_reads) disk_bytes=$(cval disk_bytes) evictions=$(cval evictions) promotions=$(cval promotions)"; }
 storm() { # storm MODE OFF LEN URI...
 	timeout 120 python3 "$TESTS/overlay/storm.py" "$T/img" "$2" "$3" "$1" "${@:4}" ||

@@ -92,12 +92,6 @@ booted() {
 # tree_fresh: wait until the runtime tree holds a snapshot taken after this call (each refresh
 # writes cache/ before clients/, in new files: two refreshes after a marker, and the first of
 # them has written all its files).
-tree_fresh() {
-	for _ in 1 2; do
-		touch "$T/.mark"
-		wait_for 10 test "$RUN/cache/capacity_bytes" -nt "$T/.mark" || fail "the runtime tree is not refreshed"
-	done
-}
 declare -A BASE_W=()
 # tree_shows MAC CONNS WRITES: clients/MAC/connections is CONNS, as many connections/* have
 # export client/MAC and they read something (with one vCPU the kernel sends every request on

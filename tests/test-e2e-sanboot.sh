@@ -103,12 +103,6 @@ booted() {
 	fi
 }
 # tree_fresh: wait until the runtime tree holds a snapshot taken after this call.
-tree_fresh() {
-	for _ in 1 2; do
-		touch "$T/.mark"
-		wait_for 10 test "$RUN/cache/capacity_bytes" -nt "$T/.mark" || fail "the runtime tree is not refreshed"
-	done
-}
 
 t0=$SECONDS
 # --- 1 and 2 (side by side) --------------------------------------------------------------------

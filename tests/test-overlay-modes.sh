@@ -46,12 +46,6 @@ rt_is() { [[ $(rt "$1" "$2") == "$3" ]]; }
 # call. Each refresh writes cache/ before clients/, always in a new file, so
 # once cache/capacity_bytes is newer than a marker a refresh began after it;
 # after two such rounds the earlier refresh has written all its files.
-tree_fresh() {
-	for _ in 1 2; do
-		touch "$T/.mark"
-		wait_for 10 test "$RUN/cache/capacity_bytes" -nt "$T/.mark" || fail "the runtime tree is not refreshed"
-	done
-}
 # disk_sum MAC: sha256 of the client's whole disk, read with nbdcopy.
 disk_sum() {
 	rm -f "$T/disk"

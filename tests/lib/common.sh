@@ -411,3 +411,15 @@ nbd_export_unlisted() {
 	local names
 	names=$(nbd_list_names) && ! grep -qxF -- "$1" <<<"$names"
 }
+
+# cval NAME: the daemon's runtime-tree value cache/NAME (empty if absent).
+cval() { cat "$RUN/cache/$1" 2>/dev/null || true; }
+# tree_fresh: wait for a runtime tree snapshot taken after this call (each
+# refresh rewrites cache/capacity_bytes; two rounds so the snapshot read is
+# wholly from after the call).
+tree_fresh() {
+	for _ in 1 2; do
+		touch "$T/.mark"
+		wait_for 10 test "$RUN/cache/capacity_bytes" -nt "$T/.mark" || fail "the runtime tree is not refreshed"
+	done
+}
