@@ -33,7 +33,7 @@
 
 #define CHUNK_BYTES (4u << 20)
 
-enum { B_FREE, B_LOADING, B_VALID, B_DEAD };
+enum { B_FREE, B_VALID, B_DEAD };
 enum { L_NONE, L_FREE, L_SPARE, L_A1, L_AM };
 
 struct cblock {
@@ -672,7 +672,7 @@ bool cache_sane(void)
 		for (struct cblock *b = ls[i]->head.next; b != &ls[i]->head; b = b->next, n++) {
 			ok &= b->list == tags[i] && b->next->prev == b;
 			if (tags[i] >= L_A1)
-				ok &= lookup(b->img_id, b->blk) == b && (b->state == B_VALID || b->state == B_LOADING);
+				ok &= lookup(b->img_id, b->blk) == b && b->state == B_VALID;
 		}
 		ok &= n == ls[i]->n;
 		total += n;

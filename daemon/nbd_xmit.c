@@ -301,10 +301,8 @@ static void execute(struct nbd_req *r, const struct nbd_request *q, const uint8_
 		    (q->flags & NBD_CMD_FLAG_FAST_ZERO ? VD_F_FAST_ZERO : 0);
 	vr->wdata = data;
 	vr->learn = vr->op == VD_READ && now_ns() - r->n->c->started_ns < bootset_window_ns();
-	if (vr->op == VD_READ) {
-		vr->seq = q->offset == r->n->next_read;
-		r->n->next_read = q->offset + q->length;
-	}
+	if (vr->op == VD_READ)
+		vd_req_track_seq(vr, &r->n->next_read, q->offset, q->length);
 	vr->done = on_vd_done;
 	vr->owner = r;
 	int res = vdisk_submit(vr);

@@ -274,10 +274,8 @@ void scsi_vd_prep(struct scsi_cmd *sc, struct vd_req *vr, enum vd_op op, uint64_
 	vr->owner = owner;
 	vr->client_id = sc->client_id;
 	vr->learn = sc->learn && op == VD_READ;
-	if (op == VD_READ && sc->lu) {
-		vr->seq = off == sc->lu->next_read;
-		sc->lu->next_read = off + len;
-	}
+	if (op == VD_READ && sc->lu)
+		vd_req_track_seq(vr, &sc->lu->next_read, off, len);
 	vr->iov = vr->iov_inline;
 	vr->blks = vr->blk_inline;
 }

@@ -141,27 +141,35 @@ static void blk_settled(struct vd_req *r)
 	}
 }
 
+/* Act on the cache's answer for one block of a request: true if the
+ * block is settled (its bytes are there, or the request reads around the
+ * cache); false if blk_ready() will run for it. */
+static bool blk_answer(struct vd_blk *vb, enum cache_get_result res)
+{
+	switch (res) {
+	case CACHE_LOAD:
+		cache_load(vb->b, vb->r->w, &vb->wt);
+		return false;
+	case CACHE_WAIT:
+		return false;
+	case CACHE_FULL:
+		vb->r->uncached = true;
+		return true;
+	case CACHE_HIT:
+		break;
+	}
+	return true;
+}
+
 /* A load the block waited on is done: its bytes may still miss a part. */
 static void blk_ready(struct cwait *wt, int res)
 {
 	struct vd_blk *vb = (struct vd_blk *)wt;
 	struct vd_req *r = vb->r;
-	if (res < 0) {
+	if (res < 0)
 		r->err = res;
-	} else if (!r->err) {
-		switch (cache_recheck(vb->b, r->vd->img, vb->lo, vb->hi, r->seq, &vb->wt)) {
-		case CACHE_LOAD:
-			cache_load(vb->b, r->w, &vb->wt);
-			return;
-		case CACHE_WAIT:
-			return;
-		case CACHE_FULL:
-			r->uncached = true;
-			break;
-		case CACHE_HIT:
-			break;
-		}
-	}
+	else if (!r->err && !blk_answer(vb, cache_recheck(vb->b, r->vd->img, vb->lo, vb->hi, r->seq, &vb->wt)))
+		return;
 	blk_settled(r);
 }
 
@@ -192,21 +200,9 @@ static int cached_read(struct vd_req *r)
 		vb->hi = (uint32_t)(MIN(end, bstart + bs) - bstart);
 		vb->wt.w = r->w;
 		vb->wt.fn = blk_ready;
-		switch (cache_get(r->vd->img, b0 + i, vb->lo, vb->hi, r->seq, r->client_id, &vb->wt, &vb->b)) {
-		case CACHE_HIT:
+		/* vb->b stays NULL (nothing to unpin) when the cache is full. */
+		if (blk_answer(vb, cache_get(r->vd->img, b0 + i, vb->lo, vb->hi, r->seq, r->client_id, &vb->wt, &vb->b)))
 			r->pending--;
-			break;
-		case CACHE_LOAD:
-			cache_load(vb->b, r->w, &vb->wt);
-			break;
-		case CACHE_WAIT:
-			break;
-		case CACHE_FULL:
-			vb->b = NULL;
-			r->uncached = true;
-			r->pending--;
-			break;
-		}
 	}
 	blk_settled(r);
 	return 0;

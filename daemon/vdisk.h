@@ -61,7 +61,8 @@ struct vd_req {
 	uint64_t client_id;              /* connection id: the cache tells clients apart */
 	bool learn;                      /* part of a client's boot: record it (bootset.h) */
 	bool seq;                        /* a read that starts where the connection's last one
-					  * ended: the cache fills the rest of a block ahead */
+					  * ended: the cache fills the rest of a block ahead
+					  * (set with vd_req_track_seq) */
 	/* read result: niov pieces, valid until vd_req_release() */
 	struct iovec *iov;
 	int niov;
@@ -97,6 +98,14 @@ struct vdisk {
 	struct image *img;               /* the base image (for counters and names) */
 	void *priv;
 };
+
+/* Set r->seq for a read at [off, off + len) and move the connection's
+ * *next_read (where its last read ended) past it. */
+static inline void vd_req_track_seq(struct vd_req *r, uint64_t *next_read, uint64_t off, uint64_t len)
+{
+	r->seq = off == *next_read;
+	*next_read = off + len;
+}
 
 /* A read-only vdisk over img (takes a reference on img). */
 int vdisk_open_image(struct image *img, struct vdisk **out);
