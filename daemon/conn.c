@@ -234,12 +234,16 @@ void conn_on_recv(struct conn *c, int res)
 {
 	c->recv_posted = false;
 	if (res > 0 && !c->closing) {
+		struct worker *w = c->w;
+		unsigned before = w->nreqs;
 		if (unlikely(c->tls)) {
 			tls_on_recv(c, (size_t)res);
 		} else {
 			c->rx_end += res;
 			run_proto(c);
 		}
+		if (w->nreqs - before > 1)
+			w->pipelined = true;
 	} else if (res == -EAGAIN || res == -EINTR) {
 		post_recv(c);
 	} else if (!c->closing) {

@@ -16,6 +16,7 @@ struct live_settings {
 	unsigned max_inflight;
 	unsigned handshake_timeout_s;
 	unsigned clients_autoadd;       /* clients/autoadd (daemon/autoadd.h) */
+	unsigned coalesce_us;           /* daemon/coalesce_us (worker.c) */
 };
 
 extern struct live_settings g_live;

@@ -75,6 +75,7 @@ static void apply_live(const struct bl_conf *c)
 	__atomic_store_n(&g_live.handshake_timeout_s, c->handshake_timeout_s, __ATOMIC_RELAXED);
 	__atomic_store_n(&bl_log_level, c->log_level, __ATOMIC_RELAXED);
 	__atomic_store_n(&g_live.clients_autoadd, c->clients_autoadd, __ATOMIC_RELAXED);
+	__atomic_store_n(&g_live.coalesce_us, c->coalesce_us, __ATOMIC_RELAXED);
 }
 
 /* The database's directory holds learned state (boot sets). */

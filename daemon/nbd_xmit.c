@@ -305,6 +305,7 @@ static void execute(struct nbd_req *r, const struct nbd_request *q, const uint8_
 		vd_req_track_seq(vr, &r->n->next_read, q->offset, q->length);
 	vr->done = on_vd_done;
 	vr->owner = r;
+	worker_note_request(vr->w);
 	int res = vdisk_submit(vr);
 	if (res < 0)
 		reply(r, res);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "worker.h"
 
 #define SA_IN16  0x9e   /* SERVICE ACTION IN(16) */
 #define MAINT_IN 0xa3   /* MAINTENANCE IN */
@@ -323,6 +324,8 @@ static const struct scsi_op *lookup(struct scsi_cmd *sc)
 
 void scsi_cmd_start(struct scsi_cmd *sc)
 {
+	if (sc->w)
+		worker_note_request(sc->w);
 	cmd_reset(sc);
 	const struct scsi_op *op = lookup(sc);
 	if (!op) {

@@ -236,6 +236,7 @@ static void dump_conns(const char *run)
 	put_file(dir, "connections", "%zu", total);
 	put_file(dir, "connections_listed", "%zu", n);
 	put_file(dir, "exports", "%zu", exports_count());
+	put_file(dir, "batched_waits", "%" PRIu64, __atomic_load_n(&g_batched_waits, __ATOMIC_RELAXED));
 }
 
 struct img_dump {

@@ -5,6 +5,16 @@
  * user_data tag. One submit per loop turn, however many SQEs were prepared;
  * replies queued during the turn go out just before it, one sendmsg per
  * connection.
+ *
+ * Coalescing: a client that keeps many requests in flight sends each one
+ * as it reads a reply, so without care every request costs a full turn
+ * (a wakeup, a receive, a send) and each client send pays for waking us.
+ * When one of the last turn's receives carried several requests, such
+ * clients are about, and the next wait returns after
+ * COALESCE_BATCH completions or daemon/coalesce_us, whichever comes first;
+ * meanwhile requests gather in the sockets and one receive takes them all.
+ * A client that waits for each reply sends one request per receive and is
+ * never held back; a turn with nothing to do ends the batching.
  */
 #include "worker.h"
 
@@ -22,8 +32,10 @@
 #include "util.h"
 
 #define RING_ENTRIES 1024
+#define COALESCE_BATCH 64
 
 unsigned g_total_conns;
+uint64_t g_batched_waits;
 
 int worker_init(struct worker *w, int id)
 {
@@ -248,6 +260,22 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	}
 }
 
+/* Submit and wait for the next completions: at least one, or a batch if
+ * the last turn saw pipelining (see the top of this file). */
+static int submit_and_wait(struct worker *w)
+{
+	unsigned us = live_get(&g_live.coalesce_us);
+	bool batch = us && w->pipelined;
+	w->pipelined = false;
+	if (!batch)
+		return io_uring_submit_and_wait(&w->ring, 1);
+	__atomic_fetch_add(&g_batched_waits, 1, __ATOMIC_RELAXED);
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)us * 1000 };
+	struct io_uring_cqe *cqe;
+	int r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, COALESCE_BATCH, &ts, NULL);
+	return r == -ETIME ? 0 : r;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -262,7 +290,7 @@ static void *worker_main(void *arg)
 	arm_tick(w);
 	while (!w->done) {
 		conn_flush_sends(w);
-		int r = io_uring_submit_and_wait(&w->ring, 1);
+		int r = submit_and_wait(w);
 		w->pending_sqes = 0;
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
 			log_err("worker %d: io_uring_submit_and_wait: %s", w->id, strerror(-r));

@@ -66,6 +66,8 @@ struct worker {
 	unsigned nconns;
 	struct conn *tx_dirty;      /* connections with replies queued this turn (conn_flush_sends) */
 	unsigned pending_sqes;      /* prepared, not yet submitted */
+	unsigned nreqs;             /* client requests started (worker_note_request) */
+	bool pipelined;             /* this turn, one receive carried several requests */
 	bool stopping;              /* draining: no accepts, close when idle */
 	pthread_mutex_t mbox_lock;  /* mailbox: completions handed over by other workers */
 	struct cwait *mbox_head, *mbox_tail;
@@ -86,6 +88,13 @@ int worker_start(struct worker *w);
 void worker_request_stop(struct worker *w, uint64_t deadline_ns);
 /* Wake the worker (thread-safe). */
 void worker_wake(struct worker *w);
+/* Count a client request started on w's thread. When one receive starts
+ * several (the client is pipelining), the next wait gathers a batch
+ * (daemon/coalesce_us; conn.c notes it). */
+static inline void worker_note_request(struct worker *w)
+{
+	w->nreqs++;
+}
 /* Hand a cache waiter to w: its fn runs on w's thread (thread-safe). */
 struct cwait;
 void worker_post(struct worker *w, struct cwait *wt);
@@ -100,5 +109,8 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
 
 /* Number of live connections over all workers (relaxed). */
 extern unsigned g_total_conns;
+/* Waits that gathered a batch (daemon/coalesce_us), over all workers:
+ * totals/batched_waits in the runtime tree. */
+extern uint64_t g_batched_waits;
 
 #endif
