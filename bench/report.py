@@ -620,7 +620,8 @@ def main(argv):
     machine.append("## Machine")
     machine.append("")
     for key, label in (("nproc", "CPUs (nproc)"), ("cpu", "CPU model"), ("mem", "Memory"),
-                       ("kernel", "Kernel"), ("disk", "Disk (df -hT of the image directory)"),
+                       ("kernel", "Kernel"), ("tcp", "TCP over loopback"),
+                       ("disk", "Disk (df -hT of the image directory)"),
                        ("blockdev", "Block device"), ("commit", "bootlink commit")):
         machine.append("- %s: %s" % (label, meta.get(key, "?")))
     machine.append("")
