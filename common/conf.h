@@ -46,6 +46,7 @@ struct bl_conf {
 	unsigned overlay_allow_image_disk; /* overlay/allow_image_disk: 1 = overlays may share an image's disk (live) */
 	char overlay_min_free[32];       /* overlay/min_free: free-space floor for new overlays, "1G", "5%" (live) */
 	unsigned cache_learn_s;          /* cache/learn_s: seconds of each connection whose reads form the boot set (live) */
+	char tcp_congestion[16];         /* net/tcp_congestion: clients' sockets, "" = the system's (TCP_CA_NAME_MAX) */
 	unsigned coalesce_us;            /* daemon/coalesce_us: batch pipelined requests for up to this long (live) */
 	unsigned cache_prefetch;         /* cache/prefetch: 1 = read learned boot sets ahead at start (live) */
 	char versions_dir[CONF_PATH_MAX];/* paths/versions: committed and flattened image versions (bootlinkctl) */

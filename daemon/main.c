@@ -20,6 +20,7 @@
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -138,6 +139,24 @@ static int port_free(const struct sockaddr_storage *ss, socklen_t sl)
 	return r;
 }
 
+/* net/tcp_congestion on a listening socket: the connections it accepts
+ * inherit it. An unknown name is said once, and the system's default stays. */
+static void set_congestion(int fd, const char *cc, const char *what)
+{
+	static bool said;
+	if (!*cc || setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc)) == 0 || said)
+		return;
+	int e = errno;
+	char avail[256] = "?", sys[32] = "?";
+	read_small_file("/proc/sys/net/ipv4/tcp_available_congestion_control", avail, sizeof avail);
+	read_small_file("/proc/sys/net/ipv4/tcp_congestion_control", sys, sizeof sys);
+	str_rstrip(avail);
+	str_rstrip(sys);
+	log_warn("net/tcp_congestion: '%s' cannot be used (%s; listen/%s): connections use the system's "
+		 "default, %s; this kernel offers: %s", cc, strerror(e), what, sys, avail);
+	said = true;
+}
+
 /* One SO_REUSEPORT socket per worker, all on the same port. */
 static int setup_listeners(struct daemon *d, const char *what, const char *addr, const struct proto *proto,
 			   char *bound, size_t boundlen)
@@ -155,6 +174,7 @@ static int setup_listeners(struct daemon *d, const char *what, const char *addr,
 		r = listen_on(&ss, sl, &fd);
 		if (r < 0)
 			break;
+		set_congestion(fd, d->conf.tcp_congestion, what);
 		if (i == 0) {
 			/* Port 0: the kernel picked one; the others must share it. */
 			socklen_t l = sizeof ss;
