@@ -265,7 +265,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 static int submit_and_wait(struct worker *w)
 {
 	unsigned us = live_get(&g_live.coalesce_us);
-	bool batch = us && w->pipelined;
+	/* Without EXT_ARG (kernels before 5.11) liburing would add a timeout
+	 * SQE per wait; not worth it there. */
+	bool batch = us && w->pipelined && (w->ring.features & IORING_FEAT_EXT_ARG);
 	w->pipelined = false;
 	if (!batch)
 		return io_uring_submit_and_wait(&w->ring, 1);
