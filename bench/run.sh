@@ -23,6 +23,9 @@
 #   BENCH_BOOTLINKD_SET  extra bootlinkd settings, "KEY=VALUE ..." written
 #                    into its config tree, e.g. "cache/size_mb=2048"  []
 #   BENCH_OUT        markdown report  [bench/results/latest.md | bench/.work/quick.md]
+#   BENCH_TCP_CC     run everything in a network namespace whose TCP congestion
+#                    control is this (e.g. cubic, Debian's default), so every server
+#                    uses it alike (bench/tcp-cc.sh)           [the machine's own]
 #
 # A server that fails to start gets "n/a (reason)" and the run goes on; if
 # bootlinkd is not built, only the peers run and the report says so.
@@ -39,6 +42,9 @@ BUILD=${BUILD:-build}
 
 say() { printf 'bench: [%3ds] %s\n' "$SECONDS" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+. "$BENCH/tcp-cc.sh"
+bench_tcp_cc_reexec "$@"
 
 QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
@@ -512,7 +518,7 @@ meta mem "$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 meta kernel "$(uname -srm)"
 # Every server's sockets use the system's congestion control; bbr paces every
 # flow with a timer per burst, which costs CPU in a VM (docs/bench.md).
-meta tcp "congestion control $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo '?'), qdisc on lo: $(tc qdisc show dev lo 2>/dev/null | awk '{print $2; exit}')"
+meta tcp "congestion control $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo '?'), qdisc on lo: $(tc qdisc show dev lo 2>/dev/null | awk '{print $2; exit}')${BENCH_TCP_CC_NS:+ (BENCH_TCP_CC: every server in network namespace $BENCH_TCP_CC_NS)}"
 meta disk "$(df -hT "$WORK" | tail -n 1 | tr -s ' ')"
 src=$(df --output=source "$WORK" | tail -n 1)
 bd=$src
