@@ -516,8 +516,9 @@ meta nproc "$(nproc)"
 meta cpu "$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)"
 meta mem "$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 meta kernel "$(uname -srm)"
-# Every server's sockets use the system's congestion control; bbr paces every
-# flow with a timer per burst, which costs CPU in a VM (docs/bench.md).
+# The congestion control every server's sockets use: the machine's, or that of
+# BENCH_TCP_CC's namespace; bbr paces every flow with a timer, which costs CPU
+# in a VM (docs/bench.md).
 meta tcp "congestion control $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo '?'), qdisc on lo: $(tc qdisc show dev lo 2>/dev/null | awk '{print $2; exit}')${BENCH_TCP_CC_NS:+ (BENCH_TCP_CC: every server in network namespace $BENCH_TCP_CC_NS)}"
 meta disk "$(df -hT "$WORK" | tail -n 1 | tr -s ' ')"
 src=$(df --output=source "$WORK" | tail -n 1)
