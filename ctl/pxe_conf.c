@@ -52,6 +52,11 @@ static void full_dhcp(const struct pxe_plan *p, char *out, size_t len, size_t *p
 	put(out, len, pos, "dhcp-leasefile=%s\n", p->lease_file);
 	put(out, len, pos,
 	    "dhcp-authoritative\n"
+	    "# Answer at once: by default dnsmasq pings each address before handing it out\n"
+	    "# and answers nobody else for up to 3 s each time, so a room of new PCs booting\n"
+	    "# together waits for addresses and their firmware times out. Keep devices with\n"
+	    "# fixed addresses outside the range.\n"
+	    "no-ping\n"
 	    "# No default route and no DNS server: the appliance is neither.\n"
 	    "dhcp-option=option:router\n"
 	    "dhcp-option=option:dns-server\n\n");

@@ -140,6 +140,11 @@ tftp_serves() {
 	cmp -s "$T/got" "$TFTP_ROOT/$1" || fail "TFTP: $1 differs from $TFTP_ROOT/$1"
 }
 
+# echos: ICMP echo requests sent from A so far (its namespace's counter; dnsmasq's pings).
+echos() {
+	ip netns exec "$NSA" awk '/^Icmp:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 }
+		else for (i = 1; i <= NF; i++) if (n[i] == "OutEchos") print $i }' /proc/net/snmp
+}
 # script_fetches MAC: how many sanboot scripts bootlinkd's log says MAC was given
 # ("http: boot script for MAC (NAME): sanboot, image demo"; older: "... for MAC: sanboot").
 script_fetches() { grep -c -E "http: boot script for $1( \([^)]*\))?: sanboot" "$T/daemon.log" || true; }
@@ -315,12 +320,13 @@ grep -q "wrote $T/full.conf: full DHCP on br0 (192.168.77.1/24), addresses 192.1
 	fail "pxe-config said: $(cat "$T/out")"
 for want in "dhcp-range=192.168.77.50,192.168.77.99,255.255.255.0,12h" "dhcp-leasefile=$T/conf/db/dnsmasq.leases" \
 	"dhcp-boot=tag:ipxe,$URL" "dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi" "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe" \
-	"dhcp-match=set:efi64,option:client-arch,7" "dhcp-match=set:efi64,option:client-arch,9" "enable-tftp"; do
+	"dhcp-match=set:efi64,option:client-arch,7" "dhcp-match=set:efi64,option:client-arch,9" "enable-tftp" "no-ping"; do
 	grep -qxF -- "$want" "$T/full.conf" || fail "full config: no line '$want'"
 done
 ! grep -v '^#' "$T/full.conf" | grep -q 'proxy' || fail "full config: a proxy line"
 in_a dnsmasq --test --conf-file="$T/full.conf" 2>&1 | grep -q 'syntax check OK' || fail "dnsmasq --test refuses the full config"
 ok "pxe-config (full DHCP): range, leases beside the database, boot file by architecture and user class; dnsmasq --test OK"
+ECHOS0=$(echos)
 dnsmasq_start "$NSA" "$T/full.conf" full
 DLOG=$T/dnsmasq-full.log ALOG=$T/dnsmasq-full.log
 tftp_serves undionly.kpxe
@@ -363,7 +369,10 @@ ok "undionly.kpxe: fetched once by TFTP and run, the iPXE it started sent to $UR
 
 grep -q "RTR-SOLICIT(br0) $L" "$T/dnsmasq-full.log" && grep -q 'RTR-ADVERT(br0) fd77::' "$T/dnsmasq-full.log" ||
 	fail "our dnsmasq did not answer $L's IPv6 router solicitation"
-ok "full DHCP mode: address and boot from us: the linked PC's script fetched, the unknown PC's screen shown"
+# Every address went out without a ping first (no-ping): dnsmasq answers nobody while it waits
+# up to 3 s for a ping's echo, which stalls PCs booting together.
+(($(echos) == ECHOS0)) || fail "our dnsmasq pinged addresses before handing them out: $(($(echos) - ECHOS0)) ICMP echo requests from $NSA"
+ok "full DHCP mode: address and boot from us: the linked PC's script fetched, the unknown PC's screen shown, no address pinged first"
 
 # ---- TFTP only: the site's DHCP server names the boot file (options 66/67) -------------------
 dnsmasq_stop full

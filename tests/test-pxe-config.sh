@@ -44,7 +44,7 @@ ok "proxy on lo: proxyDHCP for 127.0.0.0/8, a PXE menu entry per architecture, i
 
 px --interface lo >"$T/full.conf"
 lines "$T/full.conf" dhcp-range=127.128.0.0,127.255.255.254,255.0.0.0,12h "dhcp-leasefile=$T/conf/db/dnsmasq.leases" \
-	dhcp-authoritative dhcp-option=option:router dhcp-option=option:dns-server \
+	dhcp-authoritative no-ping dhcp-option=option:router dhcp-option=option:dns-server \
 	"dhcp-boot=tag:ipxe,$URL" 'dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi' 'dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe' \
 	dhcp-match=set:efi64,option:client-arch,7 dhcp-match=set:efi64,option:client-arch,9
 dnsmasq_ok "$T/full.conf"
