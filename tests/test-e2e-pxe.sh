@@ -279,7 +279,9 @@ assert d["mode"] == "proxy" and d["boot_url"] == sys.argv[1] and d["config"].sta
 	fail "pxe-config --json: unexpected document"
 ok "pxe-config --proxy: proxyDHCP for 192.168.77.0/24, TFTP of undionly.kpxe/ipxe.efi, iPXE sent to $URL; dnsmasq --test OK"
 
-# The site's router: addresses and IPv6 router advertisements, nothing about booting.
+# The site's router: addresses and IPv6 router advertisements, nothing about booting. Without
+# ping checks (as ISC dhcpd's default): dnsmasq's would hold every answer up to 3 s per new
+# address while three PCs boot at once, long enough for iPXE's DHCP to give up.
 cat >"$T/router.conf" <<EOF
 interface=veth-r
 bind-interfaces
@@ -288,6 +290,7 @@ pid-file=
 dhcp-range=192.168.77.100,192.168.77.127,255.255.255.0,1h
 dhcp-option=option:router,192.168.77.254
 dhcp-leasefile=$T/router.leases
+no-ping
 enable-ra
 dhcp-range=fd77::,ra-only,64
 log-dhcp
