@@ -54,6 +54,21 @@ matches() {
 	return 1
 }
 
+# reap_leftovers NAME: kill what a failed test left running. The runner's timeout reaches the
+# test's process group only; a process in a group of its own (timeout(1) makes one) survives,
+# and may spin for the rest of the run. Such processes name the test's temporary directory
+# (common.sh: $TMPDIR/bootlink-NAME.XXXXXX) on their command line.
+reap_leftovers() {
+	local pids
+	mapfile -t pids < <(pgrep -f -- "${TMPDIR:-/tmp}/bootlink-$1\\." || true)
+	((${#pids[@]})) || return 0
+	echo "    | the test left ${#pids[@]} process(es) running, killed: $(ps -o comm= -p "$(
+		IFS=,
+		echo "${pids[*]}"
+	)" | sort | uniq -c | xargs)"
+	kill -KILL "${pids[@]}" 2>/dev/null
+}
+
 npass=0 nfail=0 nskip=0
 failed=()
 for t in "${tests[@]}"; do
@@ -83,6 +98,7 @@ for t in "${tests[@]}"; do
 		((rc == 124 || rc == 137)) && why="timed out after ${TEST_TIMEOUT}s"
 		echo "FAIL $name (${secs}s): $why; log: $log"
 		tail -n 40 "$log" | sed 's/^/    | /'
+		reap_leftovers "$name"
 		nfail=$((nfail + 1))
 		failed+=("$name")
 		;;
